@@ -1,0 +1,217 @@
+"""The one result model every load tool's output becomes.
+
+Units are fixed and named in each field's description: latencies in milliseconds,
+memory in bytes, durations in seconds, rates per second, error rates in percent.
+A value the tool did not give is ``None`` and ``missing`` says why; it is never 0.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+SCHEMA_VERSION = "1"
+
+
+class Model(BaseModel):
+    """Base for result models: camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        ser_json_inf_nan="null",
+    )
+
+
+class Status(StrEnum):
+    COMPLETED = "completed"
+    TOOL_FAILED = "tool_failed"
+    TARGET_FAILED = "target_failed"
+    INTERRUPTED = "interrupted"
+
+
+Protocol = Literal["http", "ws", "postgres"]
+WorkloadModel = Literal["closed", "open"]
+LatencySource = Literal["histogram", "tool_summary", "approximate"]
+
+
+class ResponseTime(Model):
+    """Latency summary in milliseconds."""
+
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    stdev: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    p999: float | None = None
+    source: LatencySource | None = Field(
+        default=None,
+        description="histogram: read from a histogram of every sample; tool_summary: the "
+        "tool's own summary numbers; approximate: estimated (e.g. Artillery sketches).",
+    )
+    resolution_us: float | None = Field(
+        default=None, description="Smallest latency difference the source can tell apart (µs)."
+    )
+
+
+class TimeBucket(Model):
+    """One interval (normally one second) of the run."""
+
+    t: float = Field(description="Seconds since the start of the run, at the interval's start.")
+    requests: int
+    errors: int
+    concurrency: int | None = None
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+
+
+class StepSummary(Model):
+    """A constant-load step (autocannon runs ramps as a sequence of steps)."""
+
+    index: int
+    concurrency: int
+    rate: float | None = Field(default=None, description="Request-rate cap of the step (req/s).")
+    start: float = Field(description="Seconds since the start of the run.")
+    duration: float
+    total_requests: int
+    failed_requests: int
+    throughput: float | None
+    response_time: ResponseTime
+
+
+class ResourceSample(Model):
+    t: float = Field(description="Seconds since the start of the run.")
+    rss_bytes: int | None = None
+    cpu_percent: float | None = Field(
+        default=None, description="Sum over the process tree; 100 = one core fully busy."
+    )
+    threads: int | None = None
+    fds: int | None = None
+    processes: int | None = None
+
+
+class TargetExit(Model):
+    t: float = Field(description="Seconds since the start of the run when the target was gone.")
+    exit_code: int | None = None
+
+
+class ResourceUsage(Model):
+    """The target's resources while the load ran (its whole process tree)."""
+
+    memory_start: int | None = Field(default=None, description="RSS at start (bytes).")
+    memory_end: int | None = Field(default=None, description="RSS at end (bytes).")
+    memory_delta: int | None = Field(default=None, description="memoryEnd - memoryStart (bytes).")
+    memory_peak: int | None = None
+    cpu_percent_mean: float | None = None
+    cpu_percent_max: float | None = None
+    source: Literal["psutil", "docker"] | None = None
+    pid: int | None = None
+    process_name: str | None = None
+    interval: float | None = Field(default=None, description="Sampling interval (s).")
+    series: list[ResourceSample] = Field(default_factory=list)
+    target_exit: TargetExit | None = None
+
+
+class GeneratorUsage(Model):
+    """The load tool's own CPU use: high values mean the numbers measured the tool."""
+
+    cpu_percent_mean: float | None = None
+    cpu_percent_max: float | None = None
+    cpu_capacity_percent: float = Field(
+        description="CPU the tool can use: 100 per core it can run on (one per process for "
+        "single-threaded Node tools)."
+    )
+    saturated: bool = False
+    series: list[ResourceSample] = Field(default_factory=list)
+
+
+class CapacityLimits(Model):
+    max_concurrency: int | None = None
+    max_throughput: float | None = None
+    bottleneck: str | None = None
+
+
+class WebSocketStats(Model):
+    connections_attempted: int | None = None
+    connections_open: int | None = None
+    connections_failed: int | None = None
+    messages_sent: int | None = None
+    messages_received: int | None = None
+    message_rate: float | None = Field(default=None, description="Messages sent per second.")
+    session_length: ResponseTime | None = Field(
+        default=None, description="How long sessions lasted (ms)."
+    )
+
+
+class Threshold(Model):
+    """One SLA check with its measured value, so a report shows both."""
+
+    metric: str
+    op: Literal["<", "<=", ">", ">="]
+    limit: float
+    measured: float | None
+    passed: bool | None = Field(description="None when the metric could not be measured.")
+    detail: str | None = None
+
+
+class LoadTestResult(Model):
+    schema_version: str = SCHEMA_VERSION
+    scenario: str
+    tool: str
+    tool_version: str | None = None
+    protocol: Protocol
+    workload_model: WorkloadModel
+    latency_measures: str = Field(description="What the tool's latency clock measures.")
+    target: str = Field(description="Target URL (credentials redacted).")
+    concurrency: int = Field(description="Peak concurrent connections / virtual users.")
+    duration: float = Field(description="Measured seconds of load.")
+    total_requests: int
+    successful_requests: int
+    failed_requests: int
+    error_rate: float | None = Field(description="failedRequests / totalRequests, in percent.")
+    throughput: float | None = Field(description="Completed requests per second.")
+    response_time: ResponseTime
+    resource_usage: ResourceUsage | None = None
+    capacity_limits: CapacityLimits | None = None
+    status_codes: dict[str, int] = Field(default_factory=dict)
+    errors: dict[str, int] = Field(
+        default_factory=dict,
+        description="Failures by kind: connection_refused, connection_reset, timeout, non_2xx, ...",
+    )
+    time_series: list[TimeBucket] = Field(default_factory=list)
+    steps: list[StepSummary] = Field(default_factory=list)
+    histogram: str | None = Field(
+        default=None,
+        description="HdrHistogram (V2 compressed, base64) of every latency, in microseconds.",
+    )
+    histogram_unit: Literal["us"] = "us"
+    websocket: WebSocketStats | None = None
+    load_not_delivered: int | None = Field(
+        default=None,
+        description="Iterations/users the tool could not start (k6 dropped_iterations, "
+        "Artillery vusers.skipped).",
+    )
+    generator: GeneratorUsage | None = None
+    generator_saturated: bool = False
+    started_at: datetime
+    ended_at: datetime
+    status: Status
+    status_detail: str | None = None
+    raw_output: str | None = Field(default=None, description="Path of the tool's raw output.")
+    thresholds: list[Threshold] = Field(default_factory=list)
+    missing: dict[str, str] = Field(
+        default_factory=dict,
+        description="Fields left null, each with the reason (e.g. 'responseTime.p95').",
+    )
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
