@@ -1,0 +1,81 @@
+"""The shape every tool adapter has.
+
+An adapter is a plain module that satisfies :class:`Adapter`: it (1) builds the tool's
+command and config files from a :class:`Scenario`, (2) is run by the shared runner through
+:mod:`orchestrator.process`, and (3) hands the raw output file to its parser.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol as TypingProtocol
+
+from orchestrator.models import LoadTestResult, Protocol
+from orchestrator.process import ToolRun
+from orchestrator.redact import SECRET_HEADERS, redact_text
+from orchestrator.scenarios import Scenario
+
+# Seconds a tool may run past the scenario's length (start-up, drain, writing output).
+DEFAULT_GRACE = 30.0
+
+
+@dataclass
+class Invocation:
+    """A prepared tool run: everything the runner needs to start it and to parse it."""
+
+    tool: str
+    argv: list[str]
+    workdir: Path
+    output_path: Path
+    timeout: float
+    cpu_capacity_percent: float = 100.0
+    env: dict[str, str] = field(default_factory=dict)
+    # Holds configs with real secrets; removed by the runner after the run.
+    private_dir: Path | None = None
+    saved_configs: list[Path] = field(default_factory=list)
+
+
+class Adapter(TypingProtocol):
+    NAME: str
+    PROTOCOLS: frozenset[Protocol]
+
+    def version(self) -> str | None: ...
+
+    def prepare(self, scenario: Scenario, workdir: Path) -> Invocation: ...
+
+    def parse(self, scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult: ...
+
+
+def make_private_dir() -> Path:
+    """A 0700 temp dir for configs that carry real secrets (never the report dir)."""
+    return Path(tempfile.mkdtemp(prefix="orchestrate-"))
+
+
+def write_config(
+    private_dir: Path, workdir: Path, name: str, content: str, secrets: tuple[str, ...] = ()
+) -> tuple[Path, Path]:
+    """Write a tool config: the real one privately, a redacted copy into the report dir.
+
+    Returns (path the tool reads, path of the saved redacted copy).
+    """
+    real = private_dir / name
+    real.write_text(content, encoding="utf-8")
+    os.chmod(real, 0o600)
+    workdir.mkdir(parents=True, exist_ok=True)
+    saved = workdir / name
+    saved.write_text(redact_text(content, secrets), encoding="utf-8")
+    return real, saved
+
+
+def scenario_secrets(scenario: Scenario) -> tuple[str, ...]:
+    """Header values that must never appear in clear text in anything we save."""
+    values: list[str] = []
+    headers = [e.headers for e in scenario.endpoints]
+    if scenario.ws is not None:
+        headers.append(scenario.ws.headers)
+    for group in headers:
+        values.extend(v for k, v in group.items() if k.lower() in SECRET_HEADERS)
+    return tuple(v for v in values if v)

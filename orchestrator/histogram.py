@@ -1,0 +1,73 @@
+"""Latency histograms: the only source of percentiles we report as exact.
+
+Values are recorded in integer microseconds into an HdrHistogram with 3 significant
+digits (so any recorded value is known to 0.1%), and stored in results in the standard
+V2-compressed base64 encoding, so results from several steps, time windows or machines
+can be merged exactly later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hdrh.histogram import HdrHistogram
+
+from orchestrator.models import ResponseTime
+
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000  # one hour
+SIGNIFICANT_DIGITS = 3
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+def record_ms(histogram: HdrHistogram, value_ms: float, count: int = 1) -> None:
+    """Record a latency given in milliseconds (clamped into the trackable range)."""
+    value_us = min(max(round(value_ms * 1000.0), LOWEST_US), HIGHEST_US)
+    histogram.record_value(value_us, count)
+
+
+def from_buckets(buckets: Iterable[tuple[int, int]]) -> HdrHistogram:
+    """Build from (value in µs, count) pairs, e.g. a tool's exported non-empty buckets."""
+    histogram = new_histogram()
+    for value_us, count in buckets:
+        if count > 0:
+            histogram.record_value(min(max(int(value_us), LOWEST_US), HIGHEST_US), int(count))
+    return histogram
+
+
+def encode(histogram: HdrHistogram) -> str:
+    return histogram.encode().decode("ascii")  # type: ignore[no-any-return]
+
+
+def decode(encoded: str) -> HdrHistogram:
+    return HdrHistogram.decode(encoded.encode("ascii"))
+
+
+def merge(encoded: Iterable[str]) -> HdrHistogram:
+    """Exact merge of encoded histograms (never an average of percentiles)."""
+    total = new_histogram()
+    for item in encoded:
+        total.add(decode(item))
+    return total
+
+
+def summarize(histogram: HdrHistogram, resolution_us: float = 1.0) -> ResponseTime:
+    """Latency summary in milliseconds, every number read from the histogram."""
+    if histogram.get_total_count() == 0:
+        return ResponseTime(source="histogram", resolution_us=resolution_us)
+    values = {
+        key: histogram.get_value_at_percentile(pct) / 1000.0 for key, pct in PERCENTILES.items()
+    }
+    return ResponseTime(
+        min=histogram.get_min_value() / 1000.0,
+        max=histogram.get_max_value() / 1000.0,
+        mean=histogram.get_mean_value() / 1000.0,
+        stdev=histogram.get_stddev() / 1000.0,
+        source="histogram",
+        resolution_us=resolution_us,
+        **values,
+    )

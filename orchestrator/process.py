@@ -1,0 +1,224 @@
+"""The one place that starts load tools.
+
+Every tool runs from a list argv (no shell ever sees user text), in its own process
+group, with its output teed live to the console and to a log file, under a hard timeout.
+Ctrl-C or the timeout stops the whole group: interrupt (so the tool can write what it has),
+then terminate, then kill.
+
+subprocess-tee is used for short set-up commands (``npm ci``); it cannot start a process
+group, ignores ``timeout=`` and does not expose the pid the samplers need, so load tools
+are launched here with :class:`subprocess.Popen`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from orchestrator.errors import ToolError, ToolNotFoundError
+
+LOG = logging.getLogger(__name__)
+
+# How long each escalation step waits for the group to exit.
+INTERRUPT_GRACE = 8.0
+TERMINATE_GRACE = 3.0
+TAIL_LINES = 40
+
+OutputSink = Callable[[str], None]
+
+
+def write_to_stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+@dataclass
+class ToolRun:
+    """What happened to one tool process."""
+
+    argv: list[str]
+    returncode: int | None
+    started: datetime
+    ended: datetime
+    log_path: Path
+    interrupted: bool = False
+    timed_out: bool = False
+    pid: int | None = None
+    tail: list[str] = field(default_factory=list)
+
+    @property
+    def elapsed(self) -> float:
+        return (self.ended - self.started).total_seconds()
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.interrupted and not self.timed_out
+
+    def describe_failure(self) -> str:
+        if self.interrupted:
+            return "interrupted"
+        if self.timed_out:
+            return "timed out and was stopped"
+        last = next((line for line in reversed(self.tail) if line.strip()), "")
+        detail = f": {last.strip()[:300]}" if last else ""
+        return f"exited with code {self.returncode}{detail}"
+
+
+def resolve_executable(name: str, install_hint: str) -> str:
+    """Absolute path of ``name`` (a path or a command on PATH), or one clear error."""
+    if os.sep in name:
+        if Path(name).is_file() and os.access(name, os.X_OK):
+            return name
+    else:
+        found = shutil.which(name)
+        if found:
+            return found
+    tool = Path(name).name
+    raise ToolNotFoundError(f"{tool} not found: {install_hint}")
+
+
+class _Pump(threading.Thread):
+    """Copies a child's output to the log file and the sink, keeping a tail."""
+
+    def __init__(self, stream: IO[bytes], log: IO[bytes], sink: OutputSink | None) -> None:
+        super().__init__(daemon=True, name="tool-output")
+        self.stream = stream
+        self.log = log
+        self.sink = sink
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self._partial = ""
+
+    def run(self) -> None:
+        fd = self.stream.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.log.write(chunk)
+            self.log.flush()
+            text = chunk.decode("utf-8", errors="replace")
+            if self.sink is not None:
+                self.sink(text)
+            self._keep_tail(text)
+        if self._partial:
+            self.tail.append(self._partial)
+
+    def _keep_tail(self, text: str) -> None:
+        lines = (self._partial + text).replace("\r", "\n").split("\n")
+        self._partial = lines.pop()
+        self.tail.extend(line for line in lines if line.strip())
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], first: signal.Signals = signal.SIGINT) -> None:
+    """Interrupt, then terminate, then kill the whole group until it is gone."""
+    pgid = proc.pid
+    for sig, grace in (
+        (first, INTERRUPT_GRACE),
+        (signal.SIGTERM, TERMINATE_GRACE),
+        (signal.SIGKILL, TERMINATE_GRACE),
+    ):
+        _signal_group(pgid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not _group_alive(pgid):
+                return
+            time.sleep(0.05)
+        LOG.debug("process group %s still alive after %s", pgid, sig.name)
+    proc.poll()
+
+
+def run_tool(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    sink: OutputSink | None = write_to_stderr,
+    on_start: Callable[[int], None] | None = None,
+) -> ToolRun:
+    """Run one tool to completion, timeout or Ctrl-C; never raises for the tool's own failure.
+
+    A ``KeyboardInterrupt`` stops the tool's group and is reported as ``interrupted`` in the
+    returned run; the caller decides whether to re-raise after saving what was measured.
+    """
+    args = [str(a) for a in argv]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = dict(os.environ if env is None else env)
+    started = datetime.now(UTC)
+    with log_path.open("wb") as log:
+        try:
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ToolError(f"cannot start {Path(args[0]).name}: {exc.strerror or exc}") from exc
+        assert proc.stdout is not None
+        pump = _Pump(proc.stdout, log, sink)
+        pump.start()
+        interrupted = timed_out = False
+        try:
+            if on_start is not None:
+                on_start(proc.pid)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            LOG.warning("%s ran past its %.0f s limit; stopping it", Path(args[0]).name, timeout)
+            stop_process_group(proc)
+        except KeyboardInterrupt:
+            interrupted = True
+            stop_process_group(proc)
+        finally:
+            if proc.poll() is None:
+                stop_process_group(proc, signal.SIGKILL)
+            pump.join(timeout=5)
+            proc.stdout.close()
+    return ToolRun(
+        argv=args,
+        returncode=proc.returncode,
+        started=started,
+        ended=datetime.now(UTC),
+        log_path=log_path,
+        interrupted=interrupted,
+        timed_out=timed_out,
+        pid=proc.pid,
+        tail=list(pump.tail),
+    )

@@ -1,0 +1,45 @@
+"""Keep secrets out of everything orchestrate writes: reports, logs, saved tool configs."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "***"
+
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key"}
+)
+_SECRET_KEYS = r"(?:password|passwd|secret|token|api[_-]?key|access[_-]?key)"
+# "password": "x"  /  password: x  /  password=x
+_KEY_VALUE = re.compile(
+    rf"""(?P<key>["']?{_SECRET_KEYS}["']?\s*[:=]\s*)(?P<quote>["']?)(?P<value>[^"'\s,&}}]+)""",
+    re.IGNORECASE,
+)
+_AUTH_VALUE = re.compile(r"(?P<scheme>\b(?:Bearer|Basic|Token)\s+)[A-Za-z0-9._~+/=-]+")
+_URL_PASSWORD = re.compile(r"(?P<prefix>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(?=@)", re.I)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password in its user-info replaced."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:{MASK}@{parts.hostname}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: (MASK if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Mask known secret values, bearer tokens, password-like keys and URL passwords."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    text = _URL_PASSWORD.sub(lambda m: m.group("prefix") + MASK, text)
+    text = _AUTH_VALUE.sub(lambda m: m.group("scheme") + MASK, text)
+    return _KEY_VALUE.sub(lambda m: m.group("key") + m.group("quote") + MASK, text)

@@ -1,0 +1,7 @@
+"""A small real ASGI service (HTTP, WebSocket, SQLite) that load tests run against."""
+
+from __future__ import annotations
+
+from orchestrator.reference_target.app import LEAKED, TargetSettings, create_app, serve
+
+__all__ = ["LEAKED", "TargetSettings", "create_app", "serve"]

@@ -1,0 +1,416 @@
+"""The reference target: a small real ASGI service with tunable latency, errors, capacity and leak.
+
+Everything under ``/api/`` passes through the fault injector; ``/health`` never does, so it
+stays a clean baseline to compare injected behaviour against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import math
+import random
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from orchestrator.reference_target.db import Database, hash_password
+
+LOG = logging.getLogger(__name__)
+
+# Module-level on purpose: a leak must outlive any one app instance, like a real global cache.
+LEAKED: list[bytes] = []
+
+API_PREFIX = "/api/"
+LOGIN_TOKEN_TTL_S = 24 * 3600
+LIVEKIT_TOKEN_TTL_S = 3600
+MAX_SLOW_MS = 60_000.0
+GRACEFUL_SHUTDOWN_S = 2
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    latency_ms: float = 0
+    latency_jitter_ms: float = 0
+    error_rate: float = 0.0
+    max_in_flight: int | None = None
+    leak_bytes_per_request: int = 0
+    db_path: str | None = None
+    require_auth: bool = False
+    secret: str = "reference-target-secret"  # noqa: S105 - signs fake tokens for a test service
+
+    def __post_init__(self) -> None:
+        if self.latency_ms < 0 or self.latency_jitter_ms < 0:
+            raise ValueError("latency and jitter must be >= 0 ms")
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError("error rate must be between 0 and 1")
+        if self.max_in_flight is not None and self.max_in_flight < 1:
+            raise ValueError("max in flight must be >= 1")
+        if self.leak_bytes_per_request < 0:
+            raise ValueError("leak bytes per request must be >= 0")
+
+
+class Faults:
+    """Injected behaviour shared by every request of one app instance.
+
+    All state is touched only from the event loop thread, so plain integers need no lock.
+    """
+
+    def __init__(self, settings: TargetSettings) -> None:
+        self._settings = settings
+        # Exact fraction so that N requests fail exactly floor(N * rate) times, for any rate.
+        self._rate = Fraction(settings.error_rate).limit_denominator(1_000_000)
+        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+        self._counted = 0
+        self.in_flight = 0
+
+    def try_admit(self) -> bool:
+        cap = self._settings.max_in_flight
+        if cap is not None and self.in_flight >= cap:
+            return False
+        self.in_flight += 1
+        return True
+
+    def release(self) -> None:
+        self.in_flight -= 1
+
+    def leak(self) -> None:
+        size = self._settings.leak_bytes_per_request
+        if size:
+            # Non-zero fill: zeroed pages may stay unmapped and never show up in RSS.
+            LEAKED.append(b"\x01" * size)
+
+    async def delay(self) -> None:
+        jitter = self._settings.latency_jitter_ms
+        delay_ms = self._settings.latency_ms + (self._rng.uniform(-jitter, jitter) if jitter else 0)
+        if delay_ms > 0:
+            await asyncio.sleep(delay_ms / 1000)
+
+    def next_fails(self) -> bool:
+        self._counted += 1
+        n = self._counted
+        return math.floor(n * self._rate) > math.floor((n - 1) * self._rate)
+
+
+class FaultInjectionMiddleware:
+    """Pure ASGI (not BaseHTTPMiddleware) so the injector itself adds almost no overhead."""
+
+    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope["path"]).startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        if not self.faults.try_admit():
+            await _error(503, "over capacity")(scope, receive, send)
+            return
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            self.faults.release()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.faults.leak()
+        await self.faults.delay()
+        if self.faults.next_fails():
+            await _error(500, "injected failure")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_token(claims: dict[str, Any], secret: str) -> str:
+    """A compact HS256 JWT: enough shape for clients that split or decode it."""
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = f"{header}.{payload}".encode()
+    signature = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64(signature)}"
+
+
+def verify_token(token: str, secret: str) -> dict[str, Any] | None:
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256)
+    try:
+        if not hmac.compare_digest(expected.digest(), _unb64(parts[2])):
+            return None
+        claims = json.loads(_unb64(parts[1]))
+    except ValueError:
+        return None
+    if not isinstance(claims, dict) or claims.get("exp", 0) < time.time():
+        return None
+    return claims
+
+
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    try:
+        data = json.loads(await request.body())
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _word_count_text(body: bytes, data: dict[str, Any] | None) -> str:
+    if data is not None and isinstance(data.get("text"), str):
+        return str(data["text"])
+    return body.decode("utf-8", errors="replace")
+
+
+class ReferenceTarget:
+    """Endpoint handlers plus the state they share; the database opens with the lifespan."""
+
+    def __init__(self, settings: TargetSettings) -> None:
+        self.settings = settings
+        self.faults = Faults(settings)
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise RuntimeError("database is not open: run the app with its lifespan")
+        return self._db
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        self._db = Database(self.settings.db_path)
+        try:
+            yield
+        finally:
+            self._db.close()
+            self._db = None
+
+    def _subject(self, headers: Headers) -> str | None:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        claims = verify_token(token.strip(), self.settings.secret)
+        subject = claims.get("sub") if claims else None
+        return subject if isinstance(subject, str) else None
+
+    def _authorized(self, headers: Headers) -> tuple[bool, str | None]:
+        subject = self._subject(headers)
+        return (subject is not None or not self.settings.require_auth), subject
+
+    async def health(self, _request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def login(self, request: Request) -> Response:
+        data = await _json_object(request)
+        email = data.get("email") if data else None
+        password = data.get("password") if data else None
+        if not isinstance(email, str) or not isinstance(password, str):
+            return _error(400, "expected JSON with email and password")
+        if not await run_in_threadpool(self._check_password, email, password):
+            return _error(401, "invalid credentials")
+        claims = {"sub": email, "iat": int(time.time()), "exp": time.time() + LOGIN_TOKEN_TTL_S}
+        return JSONResponse({"token": sign_token(claims, self.settings.secret)})
+
+    def _check_password(self, email: str, password: str) -> bool:
+        user = self.db.find_user(email)
+        if user is None:
+            return False
+        return hmac.compare_digest(hash_password(password, user.salt), user.password_hash)
+
+    async def session_start(self, request: Request) -> Response:
+        allowed, subject = self._authorized(request.headers)
+        if not allowed:
+            return _error(401, "missing or invalid bearer token")
+        session_id = await run_in_threadpool(self.db.insert_session, subject)
+        return JSONResponse({"sessionId": session_id})
+
+    async def livekit_token(self, request: Request) -> Response:
+        allowed, subject = self._authorized(request.headers)
+        if not allowed:
+            return _error(401, "missing or invalid bearer token")
+        data = await _json_object(request) or {}
+        room = data.get("room") if isinstance(data.get("room"), str) else None
+        room = room or f"room-{secrets.token_hex(4)}"
+        identity = data.get("identity") if isinstance(data.get("identity"), str) else None
+        claims = {
+            "sub": identity or subject or "anonymous",
+            "video": {"room": room, "roomJoin": True},
+            "exp": time.time() + LIVEKIT_TOKEN_TTL_S,
+        }
+        return JSONResponse({"token": sign_token(claims, self.settings.secret), "room": room})
+
+    async def transcription(self, request: Request) -> Response:
+        body = await request.body()
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        text = _word_count_text(body, parsed if isinstance(parsed, dict) else None)
+        words = len(text.split())
+        row_id = await run_in_threadpool(self.db.insert_transcription, text, words)
+        return JSONResponse({"id": row_id, "words": words})
+
+    async def hierarchy(self, _request: Request) -> Response:
+        textbooks = await run_in_threadpool(self.db.textbook_hierarchy)
+        return JSONResponse({"textbooks": textbooks})
+
+    async def always_error(self, _request: Request) -> Response:
+        return _error(500, "intentional failure")
+
+    async def slow(self, request: Request) -> Response:
+        try:
+            ms = float(request.query_params.get("ms", "0"))
+        except ValueError:
+            return _error(400, "ms must be a number")
+        if not 0 <= ms <= MAX_SLOW_MS:
+            return _error(400, f"ms must be between 0 and {MAX_SLOW_MS:.0f}")
+        await asyncio.sleep(ms / 1000)
+        return JSONResponse({"sleptMs": ms})
+
+    async def websocket(self, websocket: WebSocket) -> None:
+        allowed, _ = self._authorized(websocket.headers)
+        if not allowed:
+            await websocket.close(code=1008)
+            return
+        await websocket.accept()
+        with contextlib.suppress(WebSocketDisconnect):
+            await self._converse(websocket)
+
+    async def _converse(self, websocket: WebSocket) -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            reply = ws_reply(raw if raw is not None else message.get("bytes") or b"")
+            await self.faults.delay()
+            await websocket.send_text(json.dumps(reply))
+
+
+def _tutor_reply(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content", "")
+    return {"type": "tutor_message", "content": f"Tutor: you said {content!s}"}
+
+
+_WS_HANDLERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "ping": lambda _message: {"type": "pong"},
+    "student_message": _tutor_reply,
+    "session_update": lambda _message: {"type": "session_ack"},
+}
+# Replies a client must be able to correlate even when it sent no id of its own.
+_ALWAYS_IDENTIFIED = {"tutor_message", "session_ack"}
+
+
+def ws_reply(raw: str | bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return {"type": "error", "error": "invalid json"}
+    if not isinstance(message, dict):
+        return {"type": "error", "error": "expected a JSON object"}
+    handler = _WS_HANDLERS.get(str(message.get("type")))
+    reply = handler(message) if handler else {"type": "error", "error": "unknown message type"}
+    if "id" in message:
+        reply["id"] = message["id"]
+    elif reply["type"] in _ALWAYS_IDENTIFIED:
+        reply["id"] = secrets.token_hex(8)
+    return reply
+
+
+def create_app(settings: TargetSettings) -> Starlette:
+    target = ReferenceTarget(settings)
+    routes = [
+        Route("/health", target.health, methods=["GET"]),
+        Route("/api/auth/login", target.login, methods=["POST"]),
+        Route("/api/session/start", target.session_start, methods=["POST"]),
+        Route("/api/livekit/token", target.livekit_token, methods=["POST"]),
+        Route("/api/transcription", target.transcription, methods=["POST"]),
+        Route("/api/textbooks/hierarchy", target.hierarchy, methods=["GET"]),
+        Route("/api/error", target.always_error, methods=["GET"]),
+        Route("/api/slow", target.slow, methods=["GET"]),
+        WebSocketRoute("/ws", target.websocket),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(FaultInjectionMiddleware, faults=target.faults)],
+        lifespan=target.lifespan,
+    )
+    app.state.target = target
+    return app
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """Prints the URL only after startup, so a reader of the line can connect at once."""
+
+    def __init__(self, config: uvicorn.Config, announcement: str) -> None:
+        super().__init__(config)
+        self._announcement = announcement
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            print(self._announcement, flush=True)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def serve(settings: TargetSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run until SIGINT/SIGTERM; uvicorn then re-raises the signal (KeyboardInterrupt on SIGINT)."""
+    sock = _bind(host, port)
+    bound_port = int(sock.getsockname()[1])
+    config = uvicorn.Config(
+        create_app(settings),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    server = _AnnouncingServer(config, f"listening on {_url(host, bound_port)}")
+    LOG.info("reference target on %s:%d with %s", host, bound_port, settings)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

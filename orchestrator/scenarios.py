@@ -1,0 +1,162 @@
+"""What load to put on a target, independent of the engine that puts it there.
+
+A scenario says the protocol, the endpoints or WebSocket flow, and the load shape
+(stages in the style of k6: each stage moves linearly from the previous level to its
+``target`` over its ``duration``). Each adapter maps it natively onto its tool.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+from urllib.parse import urljoin, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from orchestrator.models import Protocol, WorkloadModel
+
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Endpoint(Strict):
+    name: str | None = None
+    method: HttpMethod = "GET"
+    path: str = Field(description="Path below the scenario's base URL, or a full URL.")
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    weight: int = Field(default=1, ge=1, le=100)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def upper_method(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.method} {self.path}"
+
+
+class Stage(Strict):
+    duration: float = Field(gt=0, description="Seconds.")
+    target: int = Field(ge=0, description="Users (closed model) or arrivals/s (open model).")
+
+
+class LoadShape(Strict):
+    model: WorkloadModel = "closed"
+    start: int | None = Field(
+        default=None,
+        ge=0,
+        description="Level at t=0; default: the first stage's target (the first stage holds).",
+    )
+    stages: list[Stage] = Field(min_length=1)
+
+    @classmethod
+    def constant(cls, level: int, duration: float, model: WorkloadModel = "closed") -> LoadShape:
+        return cls(model=model, stages=[Stage(duration=duration, target=level)])
+
+    @property
+    def initial(self) -> int:
+        return self.stages[0].target if self.start is None else self.start
+
+    @property
+    def total_duration(self) -> float:
+        return sum(stage.duration for stage in self.stages)
+
+    @property
+    def peak(self) -> int:
+        return max([self.initial, *(stage.target for stage in self.stages)])
+
+    def segments(self) -> list[tuple[float, int, int]]:
+        """(duration, from_level, to_level) for every stage."""
+        out: list[tuple[float, int, int]] = []
+        level = self.initial
+        for stage in self.stages:
+            out.append((stage.duration, level, stage.target))
+            level = stage.target
+        return out
+
+    def steps(self, step_seconds: float = 2.0) -> list[tuple[float, int]]:
+        """Constant-level steps approximating the shape, for engines with no native ramp.
+
+        A hold stays one step (it must really hold for its whole time); a ramp becomes
+        steps of about ``step_seconds`` whose levels climb to the stage's target. Levels of
+        0 are kept: they are pauses (e.g. after a spike) that the engine must honour.
+        """
+        out: list[tuple[float, int]] = []
+        for duration, low, high in self.segments():
+            if low == high:
+                out.append((duration, high))
+                continue
+            count = max(1, min(abs(high - low), math.ceil(duration / step_seconds)))
+            for i in range(1, count + 1):
+                level = round(low + (high - low) * i / count)
+                out.append((duration / count, level))
+        merged: list[tuple[float, int]] = []
+        for duration, level in out:
+            if merged and merged[-1][1] == level:
+                merged[-1] = (merged[-1][0] + duration, level)
+            else:
+                merged.append((duration, level))
+        return merged
+
+
+class WsMessage(Strict):
+    payload: str = Field(description="Text frame to send (usually JSON).")
+    think: float = Field(default=0.0, ge=0, description="Seconds to wait after the reply.")
+    expect_reply: bool = True
+
+
+class WsFlow(Strict):
+    path: str = "/ws"
+    headers: dict[str, str] = Field(default_factory=dict)
+    messages: list[WsMessage] = Field(min_length=1)
+    loops: int = Field(default=1, ge=1, description="Times each user repeats the messages.")
+
+
+class Scenario(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    protocol: Protocol = "http"
+    base_url: str
+    endpoints: list[Endpoint] = Field(default_factory=list)
+    ws: WsFlow | None = None
+    shape: LoadShape
+    pipelining: int = Field(default=1, ge=1, le=128)
+    workers: int = Field(default=0, ge=0, le=64, description="autocannon worker threads.")
+    timeout: float = Field(default=10.0, gt=0, description="Per-request timeout (s).")
+    max_rate: float | None = Field(
+        default=None, gt=0, description="Cap on total requests per second (closed model)."
+    )
+    think_time: float = Field(default=0.0, ge=0, description="Pause between a user's requests (s).")
+
+    @field_validator("base_url")
+    @classmethod
+    def check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https", "ws", "wss", "postgres", "postgresql"}:
+            raise ValueError(f"unsupported URL scheme {parts.scheme!r} in {value!r}")
+        if not parts.hostname:
+            raise ValueError(f"URL has no host: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def check_protocol_parts(self) -> Scenario:
+        if self.protocol == "http" and not self.endpoints:
+            raise ValueError("an http scenario needs at least one endpoint")
+        if self.protocol == "ws" and self.ws is None:
+            raise ValueError("a ws scenario needs a 'ws' flow")
+        return self
+
+    def url_for(self, endpoint: Endpoint) -> str:
+        return urljoin(self.base_url.rstrip("/") + "/", endpoint.path.lstrip("/"))
+
+    @property
+    def ws_url(self) -> str:
+        assert self.ws is not None
+        parts = urlsplit(self.base_url)
+        scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+        base = parts._replace(scheme=scheme, path="", query="", fragment="").geturl()
+        return base.rstrip("/") + "/" + self.ws.path.lstrip("/")
