@@ -294,8 +294,9 @@ def _start_server(*extra: str) -> tuple[subprocess.Popen[str], str]:
         text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
+    stdout = proc.stdout
+    assert stdout is not None
+    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
     try:
         line = lines.get(timeout=8).strip()
     except queue.Empty:
