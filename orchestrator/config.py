@@ -1,0 +1,400 @@
+"""The config file ``orchestrate.yaml``: target, login, endpoints, scenarios, suites, SLAs.
+
+Everything is validated before anything starts: unknown keys are rejected and every error
+names its key path, all in one line. ``${VAR}`` in a value reads the environment (for
+secrets; ``$${`` writes a literal ``${``); the values read are kept so writers can redact
+them. With no file, the defaults describe the reference target and the seed plan's API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from orchestrator.config_file import format_validation, read_yaml, substitute_env
+from orchestrator.errors import ConfigError
+from orchestrator.models import Protocol
+from orchestrator.scenarios import Endpoint, HttpMethod, LoadShape, WsFlow, WsMessage
+from orchestrator.sla import ThresholdSpec
+from orchestrator.targets import TargetSpec
+
+CONFIG_FILE = "orchestrate.yaml"
+STARTER_FILE = "orchestrate.example.yaml"
+REFERENCE_URL = "http://127.0.0.1:8000"
+Tool = Literal["autocannon", "artillery", "k6", "pgbench"]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+def serialise_body(value: object) -> object:
+    """Bodies may be written as YAML mappings/lists: they are sent as JSON text."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    if value is not None and not isinstance(value, str):
+        raise ValueError("body must be text or a mapping (sent as JSON)")
+    return value
+
+
+Body = Annotated[str | None, BeforeValidator(serialise_body)]
+
+
+def _json_headers(body: object, headers: dict[str, str]) -> dict[str, str]:
+    if isinstance(body, dict | list) and not any(k.lower() == "content-type" for k in headers):
+        return {**headers, "Content-Type": "application/json"}
+    return headers
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetConfig(TargetSpec):
+    """The service under load: its URL, and how to find or start its process to sample it."""
+
+    base_url: str = REFERENCE_URL
+
+    @field_validator("base_url")
+    @classmethod
+    def check_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"base_url must be an http(s) URL with a host, got {value!r}")
+        return value.rstrip("/")
+
+    def spec(self) -> TargetSpec:
+        return TargetSpec.model_validate(self.model_dump(exclude={"base_url"}))
+
+
+def reference_target() -> TargetConfig:
+    return TargetConfig(
+        base_url=REFERENCE_URL,
+        command=[sys.executable, "-m", "orchestrator.reference_target", "--port", "8000"],
+        ready_url=f"{REFERENCE_URL}/health",
+    )
+
+
+class BodyRequest(Strict):
+    """Shared by endpoints and the login step: a mapping body is sent as JSON."""
+
+    method: HttpMethod = "GET"
+    path: str = Field(min_length=1)
+    body: Body = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def add_json_header(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("headers", {}), dict):
+            return {**data, "headers": _json_headers(data.get("body"), data.get("headers", {}))}
+        return data
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def upper_method(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class EndpointConfig(BodyRequest):
+    weight: int = Field(default=1, ge=1, le=100)
+
+    def to_endpoint(self, name: str) -> Endpoint:
+        return Endpoint(name=name, **self.model_dump())
+
+
+class LoginConfig(BodyRequest):
+    """A request made once before the load to obtain a token for every later request."""
+
+    method: HttpMethod = "POST"
+    token_path: str = Field(
+        default="token", description="Dotted path to the token in the JSON response."
+    )
+    header: str = "Authorization"
+    template: str = "Bearer {token}"
+
+    @field_validator("template")
+    @classmethod
+    def check_template(cls, value: str) -> str:
+        if "{token}" not in value:
+            raise ValueError("template must contain {token}")
+        return value
+
+    def extract_token(self, response: Any) -> str:
+        """The token at ``token_path`` of the decoded JSON response."""
+        value = response
+        for key in self.token_path.split("."):
+            if isinstance(value, list) and key.isdigit() and int(key) < len(value):
+                value = value[int(key)]
+            elif isinstance(value, dict) and key in value:
+                value = value[key]
+            else:
+                raise ConfigError(f"login response has no {self.token_path!r}")
+        if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
+            raise ConfigError(f"login response's {self.token_path!r} is not a token")
+        return str(value)
+
+    def auth_headers(self, token: str) -> dict[str, str]:
+        return {self.header: self.template.replace("{token}", token)}
+
+
+class WsMessageConfig(Strict):
+    send: Body = Field(description="Text frame; a mapping is sent as JSON.")
+    think: float = Field(default=0.0, ge=0, description="Seconds to wait after the reply.")
+    expect_reply: bool = True
+
+    @field_validator("send")
+    @classmethod
+    def not_empty(cls, value: str | None) -> str:
+        if not value:
+            raise ValueError("send needs a message")
+        return value
+
+
+class WsFlowConfig(Strict):
+    path: str = "/ws"
+    headers: dict[str, str] = Field(default_factory=dict)
+    messages: list[WsMessageConfig] = Field(min_length=1)
+    loops: int | Literal["fill"] = Field(
+        default="fill",
+        description="Times each connection repeats the messages; 'fill': for the scenario's "
+        "whole length.",
+    )
+
+    @field_validator("loops")
+    @classmethod
+    def positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("loops must be >= 1 or 'fill'")
+        return value
+
+    def to_flow(self, loops: int) -> WsFlow:
+        messages = [
+            WsMessage(payload=m.send or "", think=m.think, expect_reply=m.expect_reply)
+            for m in self.messages
+        ]
+        return WsFlow(path=self.path, headers=self.headers, messages=messages, loops=loops)
+
+
+def _in_scenario(spec: ThresholdSpec) -> ThresholdSpec:
+    if spec.scope != "scenario":
+        raise ValueError(f"{spec.metric} is suite-wide: put it in a suite's thresholds")
+    return spec
+
+
+def _in_suite(spec: ThresholdSpec) -> ThresholdSpec:
+    if spec.scope != "suite":
+        raise ValueError(
+            f"{spec.metric} is a per-scenario metric: put it in a scenario's thresholds"
+        )
+    return spec
+
+
+ScenarioThreshold = Annotated[ThresholdSpec, AfterValidator(_in_scenario)]
+SuiteThreshold = Annotated[ThresholdSpec, AfterValidator(_in_suite)]
+
+
+class ScenarioConfig(Strict):
+    """A scenario of the config file; fields left out inherit from a built-in of that name."""
+
+    tool: Tool | None = Field(
+        default=None, description="Default: autocannon (http), artillery (ws), pgbench."
+    )
+    protocol: Protocol | None = Field(default=None, description="Default: from the tool/flow.")
+    description: str | None = None
+    endpoints: list[str] | None = Field(default=None, description="Names; default: all.")
+    shape: LoadShape | None = None
+    users: int | None = Field(default=None, ge=1, description="Shorthand: users after the ramp.")
+    ramp: float | None = Field(default=None, ge=0, description="Shorthand: seconds from 0 up.")
+    hold: float | None = Field(default=None, gt=0, description="Shorthand: seconds at full load.")
+    ws: WsFlowConfig | None = None
+    ws_message_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description="Messages/s per connection: the flow's think times are "
+        "scaled to send about this many (reply time not counted).",
+    )
+    thresholds: list[ScenarioThreshold] | None = None
+    think_time: float | None = Field(default=None, ge=0)
+    timeout: float | None = Field(default=None, gt=0)
+    max_rate: float | None = Field(default=None, gt=0)
+    pipelining: int | None = Field(default=None, ge=1, le=128)
+    workers: int | None = Field(default=None, ge=0, le=64)
+
+    @model_validator(mode="after")
+    def one_shape(self) -> ScenarioConfig:
+        if self.shape is not None and self.users is not None:
+            raise ValueError("give either shape or users/ramp/hold, not both")
+        if (self.users is None) != (self.hold is None):
+            raise ValueError("the shorthand needs both users and hold (ramp is optional)")
+        if self.ramp is not None and self.users is None:
+            raise ValueError("ramp needs users and hold")
+        return self
+
+    def load_shape(self) -> LoadShape | None:
+        if self.shape is not None:
+            return self.shape
+        if self.users is None or self.hold is None:
+            return None
+        if not self.ramp:
+            return LoadShape.constant(self.users, self.hold)
+        return LoadShape.model_validate(
+            {
+                "start": 0,
+                "stages": [
+                    {"duration": self.ramp, "target": self.users},
+                    {"duration": self.hold, "target": self.users},
+                ],
+            }
+        )
+
+    def merged_over(self, base: ScenarioConfig) -> ScenarioConfig:
+        """This scenario's fields over a built-in's; a new shape replaces the old one whole."""
+        given = self.model_dump(exclude_unset=True, by_alias=False)
+        update = {k: getattr(self, k) for k in given}
+        if {"shape", "users", "ramp", "hold"} & given.keys():
+            update = {"shape": None, "users": None, "ramp": None, "hold": None, **update}
+        return base.model_copy(update=update)
+
+
+class SuiteConfig(Strict):
+    scenarios: list[Name] = Field(min_length=1)
+    thresholds: list[SuiteThreshold] | None = Field(
+        default=None, description="Suite-wide gates; default: the top-level thresholds."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def from_list(cls, data: Any) -> Any:
+        return {"scenarios": data} if isinstance(data, list) else data
+
+
+class DatabaseConfig(Strict):
+    url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        pattern=r"^postgres(ql)?://",
+        description="For the postgres scenarios (pgbench); put the password in ${PGPASSWORD}.",
+    )
+
+
+def _seed_endpoints() -> dict[str, EndpointConfig]:
+    login = {"email": "test@example.com", "password": "TestPassword123!"}
+    text = {"text": "What is the Pythagorean theorem?"}
+    raw: dict[str, dict[str, Any]] = {
+        "health": {"method": "GET", "path": "/health"},
+        "login": {"method": "POST", "path": "/api/auth/login", "body": login},
+        "session-start": {"method": "POST", "path": "/api/session/start"},
+        "livekit-token": {"method": "POST", "path": "/api/livekit/token"},
+        "transcription": {"method": "POST", "path": "/api/transcription", "body": text},
+        "textbooks-hierarchy": {"method": "GET", "path": "/api/textbooks/hierarchy"},
+    }
+    return {name: EndpointConfig.model_validate(spec) for name, spec in raw.items()}
+
+
+def _seed_login() -> LoginConfig:
+    body = {"email": "test@example.com", "password": "TestPassword123!"}
+    return LoginConfig.model_validate({"path": "/api/auth/login", "body": body})
+
+
+def _seed_ws_flow() -> WsFlowConfig:
+    return WsFlowConfig.model_validate(
+        {
+            "messages": [
+                {"send": {"type": "ping"}, "think": 2},
+                {"send": {"type": "student_message", "content": "Hello"}, "think": 5},
+                {"send": {"type": "session_update"}, "think": 10},
+            ]
+        }
+    )
+
+
+def _seed_suite_thresholds() -> list[ThresholdSpec]:
+    texts = ["aggregateThroughput > 50/s", "aggregateWsMessageRate > 100/s",
+             "memoryDeltaPer100Users < 20MB"]  # fmt: skip
+    return [ThresholdSpec.model_validate(t) for t in texts]
+
+
+class Config(Strict):
+    target: TargetConfig = Field(default_factory=reference_target)
+    login: LoginConfig | None = Field(default_factory=_seed_login)
+    endpoints: dict[Name, EndpointConfig] = Field(default_factory=_seed_endpoints)
+    ws: WsFlowConfig = Field(default_factory=_seed_ws_flow)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    scenarios: dict[Name, ScenarioConfig] = Field(default_factory=dict)
+    suites: dict[Name, SuiteConfig] = Field(default_factory=dict)
+    thresholds: list[SuiteThreshold] = Field(
+        default_factory=_seed_suite_thresholds,
+        description="Suite-wide gates of the full suite and of config suites.",
+    )
+    report_dir: Path = Path("load-reports")
+
+    _secrets: tuple[str, ...] = PrivateAttr(default=())
+    _source: Path | None = PrivateAttr(default=None)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values read from ``${VAR}``: writers must mask them."""
+        return self._secrets
+
+    @property
+    def source(self) -> Path | None:
+        """The file this config came from (None: the built-in defaults)."""
+        return self._source
+
+
+def parse_config(
+    data: Any, label: str = "<defaults>", env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate already-loaded YAML data; errors are prefixed with ``label``."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: the top level must be a mapping of keys")
+    try:
+        data, used = substitute_env(data, os.environ if env is None else env)
+        config = Config.model_validate(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(f"{label}: {format_validation(exc)}") from None
+    config._secrets = tuple(dict.fromkeys(v for v in used if v))
+    # Cross-references (endpoint and scenario names) need the built-in suites.
+    from orchestrator.suites import check_config  # noqa: PLC0415 - suites imports this module
+
+    problems = check_config(config)
+    if problems:
+        raise ConfigError(f"{label}: {'; '.join(problems)}")
+    return config
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """The config from ``path``, else ``./orchestrate.yaml``, else the built-in defaults."""
+    if path is None:
+        default = Path.cwd() / CONFIG_FILE
+        if not default.is_file():
+            return parse_config({}, env=env)
+        path, label = default, CONFIG_FILE
+    else:
+        label = str(path)
+    config = parse_config(read_yaml(path, label), label, env)
+    config._source = path
+    return config
+
+
+def render_starter_config() -> str:
+    """The commented starter file that ``orchestrate init`` writes."""
+    return resources.files("tool_configs").joinpath(STARTER_FILE).read_text(encoding="utf-8")

@@ -1,0 +1,373 @@
+"""SLA gates: thresholds such as ``p95 < 500ms`` judged against measured results.
+
+A threshold names a metric of :class:`LoadTestResult` (or a suite-wide aggregate), a
+comparison and a limit in the metric's own unit (ms, percent, bytes, per second). A metric
+that was not measured is judged ``passed=None`` with the reason: it is never a pass.
+
+Units: durations ``us``/``ms``/``s`` (bare numbers are ms); memory ``B``/``kB``/``MB``/``GB``
+are decimal (1 MB = 1,000,000 bytes, as the seed plan writes "MB"), ``KiB``/``MiB``/``GiB``
+binary (bare numbers are bytes); rates ``/s`` (also ``req/s``, ``msg/s``, ``rps``); error and
+CPU rates in percent (``%`` optional).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from orchestrator.errors import ConfigError, ExitCode
+from orchestrator.models import LoadTestResult, Status, Threshold
+from orchestrator.scenarios import Scenario
+
+Op = Literal["<", "<=", ">", ">="]
+Scope = Literal["scenario", "suite"]
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+# Unit families: suffix (lower case) -> factor to the metric's canonical unit.
+_UNITS: dict[str, dict[str, float]] = {
+    "percent": {"": 1.0, "%": 1.0},
+    "ms": {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001, "μs": 0.001},
+    "rate": {"": 1.0, "/s": 1.0, "req/s": 1.0, "msg/s": 1.0, "rps": 1.0},
+    "bytes": {
+        "": 1.0,
+        "b": 1.0,
+        "kb": 1e3,
+        "mb": 1e6,
+        "gb": 1e9,
+        "kib": 1024.0,
+        "mib": 1024.0**2,
+        "gib": 1024.0**3,
+    },
+    "count": {"": 1.0},
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    path: str  # camelCase path into result.model_dump(by_alias=True), or a suite aggregate
+    unit: str  # key of _UNITS
+    scope: Scope = "scenario"
+    # Latency and rates describe the tool when the load generator ran out of CPU.
+    generator_sensitive: bool = False
+
+
+METRICS: dict[str, Metric] = {
+    "errorRate": Metric("errorRate", "percent"),
+    **{
+        p: Metric(f"responseTime.{p}", "ms", generator_sensitive=True)
+        for p in ("min", "mean", "max", "p50", "p90", "p95", "p99", "p999")
+    },
+    "throughput": Metric("throughput", "rate", generator_sensitive=True),
+    "throughputPerEndpoint": Metric("throughput", "rate", generator_sensitive=True),
+    "memoryDelta": Metric("resourceUsage.memoryDelta", "bytes"),
+    "memoryPeak": Metric("resourceUsage.memoryPeak", "bytes"),
+    "cpuPercentMean": Metric("resourceUsage.cpuPercentMean", "percent"),
+    "cpuPercentMax": Metric("resourceUsage.cpuPercentMax", "percent"),
+    "wsMessageRate": Metric("websocket.messageRate", "rate", generator_sensitive=True),
+    "wsConnectionsFailed": Metric("websocket.connectionsFailed", "count"),
+    "loadNotDelivered": Metric("loadNotDelivered", "count"),
+    # Suite-wide: see evaluate_suite for how each is aggregated.
+    "aggregateThroughput": Metric("aggregateThroughput", "rate", "suite"),
+    "aggregateWsMessageRate": Metric("aggregateWsMessageRate", "rate", "suite"),
+    "memoryDeltaPer100Users": Metric("memoryDeltaPer100Users", "bytes", "suite"),
+}
+# Full result paths are accepted as names too ("responseTime.p95" == "p95").
+_ALIASES = {
+    m.path: name for name, m in METRICS.items() if name not in (m.path, "throughputPerEndpoint")
+}
+
+_TEXT = re.compile(
+    r"^\s*(?P<metric>[A-Za-z][A-Za-z0-9_.]*)\s*(?P<op><=|>=|<|>)\s*"
+    r"(?P<number>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?P<unit>\S*)\s*$"
+)
+
+
+def metric_names(scope: Scope | None = None) -> list[str]:
+    return [name for name, m in METRICS.items() if scope is None or m.scope == scope]
+
+
+def _canonical_metric(name: str) -> str:
+    name = _ALIASES.get(name, name)
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; known: {', '.join(metric_names())}")
+    return name
+
+
+def _to_limit(metric: str, number: float, unit: str) -> float:
+    family = METRICS[metric].unit
+    factors = _UNITS[family]
+    factor = factors.get(unit.lower())
+    if factor is None:
+        allowed = ", ".join(repr(u) for u in factors if u) or "none"
+        raise ValueError(f"unknown unit {unit!r} for {metric} (units: {allowed})")
+    return number * factor
+
+
+class ThresholdSpec(BaseModel):
+    """One SLA gate; ``limit`` is in the metric's canonical unit (ms, %, bytes, /s)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str
+    op: Op
+    limit: float
+    label: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def parse_forms(cls, data: Any) -> Any:
+        """Accept ``"p95 < 500ms"`` or a mapping whose limit may carry a unit (``"20MB"``)."""
+        if isinstance(data, str):
+            match = _TEXT.match(data)
+            if match is None:
+                raise ValueError(
+                    f"cannot read threshold {data!r}: expected '<metric> <op> <number><unit>' "
+                    "such as 'p95 < 500ms'"
+                )
+            metric = _canonical_metric(match["metric"])
+            limit = _to_limit(metric, float(match["number"]), match["unit"])
+            return {"metric": metric, "op": match["op"], "limit": limit, "label": data.strip()}
+        if isinstance(data, dict) and isinstance(data.get("metric"), str):
+            data = {**data, "metric": _canonical_metric(data["metric"])}
+            limit = data.get("limit")
+            if isinstance(limit, str):
+                match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(\S*)\s*", limit)
+                if match is None:
+                    raise ValueError(f"cannot read limit {limit!r}")
+                data["limit"] = _to_limit(data["metric"], float(match[1]), match[2])
+        return data
+
+    @property
+    def scope(self) -> Scope:
+        return METRICS[self.metric].scope
+
+    @property
+    def text(self) -> str:
+        return self.label or f"{self.metric} {self.op} {self.limit:g}"
+
+    def judge(self, measured: float | None, detail: str | None = None) -> Threshold:
+        passed = None if measured is None else _COMPARE[self.op](measured, self.limit)
+        return Threshold(
+            metric=self.metric,
+            op=self.op,
+            limit=self.limit,
+            measured=measured,
+            passed=passed,
+            detail=detail,
+        )
+
+
+def parse_threshold(
+    value: str | dict[str, Any] | ThresholdSpec, scope: Scope | None = None
+) -> ThresholdSpec:
+    """A ThresholdSpec from text or mapping; ConfigError naming what is wrong.
+
+    ``scope="scenario"`` also rejects suite-wide metrics (e.g. for a single run).
+    """
+    try:
+        spec = ThresholdSpec.model_validate(value)
+    except ValidationError as exc:
+        why = "; ".join(_short(e["msg"]) for e in exc.errors())
+        raise ConfigError(f"threshold {value!r}: {why}") from None
+    if scope is not None and spec.scope != scope:
+        names = ", ".join(metric_names(scope))
+        raise ConfigError(
+            f"threshold {spec.text!r}: {spec.metric} is not a {scope} metric; "
+            f"{scope} metrics: {names}"
+        )
+    return spec
+
+
+def _short(message: str) -> str:
+    return message.removeprefix("Value error, ")
+
+
+def _lookup(data: dict[str, Any], path: str) -> Any:
+    value: Any = data
+    for key in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _measure(
+    result: LoadTestResult, data: dict[str, Any], spec: ThresholdSpec, scenario: Scenario | None
+) -> tuple[float | None, str | None]:
+    metric = METRICS[spec.metric]
+    value = _lookup(data, metric.path)
+    if value is None:
+        return None, result.missing.get(metric.path) or f"{metric.path} was not measured"
+    if spec.metric != "throughputPerEndpoint":
+        return float(value), None
+    if scenario is None or not scenario.endpoints:
+        return None, "per-endpoint throughput needs the scenario's endpoints"
+    if len(scenario.endpoints) == 1:
+        return float(value), None
+    # The tools report one total, so each endpoint's rate is its share of the requests
+    # the scenario sends (by weight); the smallest share is the one the gate is about.
+    weights = [e.weight for e in scenario.endpoints]
+    share = min(weights) / sum(weights)
+    return float(value) * share, (
+        f"estimated: total throughput x smallest endpoint share {share:.3g} "
+        "(the tool reports no per-endpoint counts)"
+    )
+
+
+def evaluate(
+    result: LoadTestResult, specs: Iterable[ThresholdSpec], scenario: Scenario | None = None
+) -> list[Threshold]:
+    """Judge one scenario's result; measured values stand beside their limits.
+
+    A run that did not complete is never judged a pass: its checks are ``passed=None``
+    with the run's status in the detail (the numbers measured so far are still shown).
+    """
+    data = result.model_dump(by_alias=True, mode="json")
+    checks: list[Threshold] = []
+    for spec in specs:
+        if spec.scope != "scenario":
+            raise ConfigError(f"{spec.metric} is a suite-wide metric, not a scenario's")
+        measured, detail = _measure(result, data, spec, scenario)
+        check = spec.judge(measured, detail)
+        if result.status != Status.COMPLETED:
+            note = f"run {result.status.value}: not judged"
+            check = check.model_copy(update={"passed": None, "detail": _join(note, detail)})
+        elif result.generator_saturated and METRICS[spec.metric].generator_sensitive:
+            note = "the load generator was CPU-saturated: this may measure the tool"
+            check = check.model_copy(update={"detail": _join(detail, note)})
+        checks.append(check)
+    return checks
+
+
+def _join(*parts: str | None) -> str | None:
+    text = "; ".join(p for p in parts if p)
+    return text or None
+
+
+def _time_weighted(pairs: list[tuple[float | None, float]]) -> tuple[float | None, str | None]:
+    measured = [(rate, seconds) for rate, seconds in pairs if rate is not None and seconds > 0]
+    if not measured:
+        return None, "no scenario measured it"
+    total_seconds = sum(seconds for _, seconds in measured)
+    value = sum(rate * seconds for rate, seconds in measured) / total_seconds
+    skipped = len(pairs) - len(measured)
+    return value, (f"{skipped} scenario(s) without a measurement left out" if skipped else None)
+
+
+def evaluate_suite(
+    results: Sequence[LoadTestResult], suite_thresholds: Iterable[ThresholdSpec]
+) -> list[Threshold]:
+    """Judge the suite-wide gates over the completed scenarios' results.
+
+    - aggregateThroughput: HTTP requests per second over all HTTP scenarios, weighted by
+      each scenario's duration (sum of requests / sum of seconds; scenarios run one after
+      another, so their rates are never added up).
+    - aggregateWsMessageRate: the same over the WebSocket scenarios' message rates.
+    - memoryDeltaPer100Users: the worst scenario's target memory growth per 100 peak users
+      (memoryDelta / concurrency x 100).
+    A gate whose kind of scenario is absent from the suite (no WebSocket scenario ran) is
+    left out, not passed; one whose scenarios ran but measured nothing is ``passed=None``.
+    """
+    done = [r for r in results if r.status == Status.COMPLETED]
+    http = [r for r in done if r.protocol == "http"]
+    ws = [r for r in done if r.protocol == "ws"]
+    checks: list[Threshold] = []
+    for spec in suite_thresholds:
+        if spec.scope != "suite":
+            raise ConfigError(f"{spec.metric} is a scenario metric, not a suite-wide one")
+        measured: float | None
+        detail: str | None
+        if spec.metric == "aggregateThroughput":
+            if not http:
+                continue
+            measured, detail = _time_weighted([(r.throughput, r.duration) for r in http])
+        elif spec.metric == "aggregateWsMessageRate":
+            if not ws:
+                continue
+            rates = [(r.websocket.message_rate if r.websocket else None, r.duration) for r in ws]
+            measured, detail = _time_weighted(rates)
+        else:
+            if not done:
+                continue
+            measured, detail = _memory_per_100(done)
+        checks.append(spec.judge(measured, detail))
+    return checks
+
+
+def _memory_per_100(results: list[LoadTestResult]) -> tuple[float | None, str | None]:
+    per_100 = [
+        (r.resource_usage.memory_delta / r.concurrency * 100, r.scenario)
+        for r in results
+        if r.resource_usage is not None
+        and r.resource_usage.memory_delta is not None
+        and r.concurrency > 0
+    ]
+    if not per_100:
+        return None, "no scenario measured the target's memory"
+    value, scenario = max(per_100)
+    return value, f"worst: {scenario}"
+
+
+class Verdict(StrEnum):
+    PASSED = "passed"
+    SLA_FAILED = "sla_failed"
+    NOT_JUDGED = "not_judged"  # a check could not be measured: not a pass
+    FAILED = "failed"  # the tool or the target failed, or the scenario could not run
+    INTERRUPTED = "interrupted"
+
+
+def verdict(result: LoadTestResult | None) -> Verdict:
+    """One scenario's verdict; ``None`` stands for a scenario that could not run."""
+    if result is None:
+        return Verdict.FAILED
+    if result.status == Status.INTERRUPTED:
+        return Verdict.INTERRUPTED
+    if result.status != Status.COMPLETED:
+        return Verdict.FAILED
+    return _verdict_of_checks(result.thresholds)
+
+
+def _verdict_of_checks(checks: Iterable[Threshold]) -> Verdict:
+    passed = [c.passed for c in checks]
+    if False in passed:
+        return Verdict.SLA_FAILED
+    if None in passed:
+        return Verdict.NOT_JUDGED
+    return Verdict.PASSED
+
+
+def suite_exit_code(
+    results: Sequence[LoadTestResult],
+    skipped: Collection[str] = (),
+    suite_checks: Iterable[Threshold] = (),
+    *,
+    interrupted: bool = False,
+) -> ExitCode:
+    """The suite's exit code from its results (each already judged with ``evaluate``).
+
+    ``skipped``: names of planned scenarios that could not run (e.g. pgbench missing);
+    they are never a pass. 130 interrupted > 3 a tool or the target failed, or a scenario
+    could not run > 1 an SLA not met (failed, or not measurable) > 0 all passed. An empty
+    suite is not a pass.
+    """
+    verdicts = {verdict(r) for r in results}
+    if interrupted or Verdict.INTERRUPTED in verdicts:
+        return ExitCode.INTERRUPTED
+    if skipped or not results or Verdict.FAILED in verdicts:
+        return ExitCode.TOOL_OR_TARGET_FAILED
+    verdicts.add(_verdict_of_checks(suite_checks))
+    if verdicts & {Verdict.SLA_FAILED, Verdict.NOT_JUDGED}:
+        return ExitCode.SLA_FAILED
+    return ExitCode.OK

@@ -1,0 +1,341 @@
+"""Built-in suites (the seed plan's ``full`` and a short ``ci``) and how a suite is planned.
+
+A suite is a list of scenario names. Each name is a built-in scenario, a config scenario,
+or both (the config's fields override the built-in's). Planning turns each into a concrete
+:class:`Scenario` against the config's target, with its tool and SLA gates; ``scale``
+shortens every stage (never the user counts) for a quick rehearsal of a long suite.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from orchestrator.config import Config, ScenarioConfig, WsFlowConfig
+from orchestrator.config_file import format_validation
+from orchestrator.errors import ConfigError
+from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage
+from orchestrator.sla import ThresholdSpec
+
+DEFAULT_TOOLS = {"http": "autocannon", "ws": "artillery", "postgres": "pgbench"}
+# Tools orchestrate cannot install itself: the runner skips (and reports) them when absent.
+EXTERNAL_TOOLS = frozenset({"pgbench"})
+
+# Endpoints the built-ins load when the config defines all of them (the seed's API); with an
+# API of other names a built-in loads every endpoint (name `endpoints:` to choose).
+API_ENDPOINTS = ("login", "session-start", "livekit-token", "transcription", "textbooks-hierarchy")
+CRITICAL_ENDPOINTS = ("login", "session-start", "livekit-token", "transcription")
+SPIKE_ENDPOINTS = ("session-start", "livekit-token")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PlannedScenario(Frozen):
+    scenario: Scenario
+    tool: str
+    thresholds: list[ThresholdSpec]
+    description: str
+    requires: str | None = None  # an external program the scenario needs (e.g. pgbench)
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+
+class Suite(Frozen):
+    name: str
+    scenarios: list[PlannedScenario]
+    suite_thresholds: list[ThresholdSpec]
+
+    @property
+    def total_duration(self) -> float:
+        """Seconds of load (tool start-up and target start not counted)."""
+        return sum(p.scenario.shape.total_duration for p in self.scenarios)
+
+
+def _ramp_hold(users: int, ramp: float, total: float) -> dict[str, Any]:
+    """Ramp from 0 to ``users`` then hold so that the whole scenario lasts ``total``."""
+    return {"start": 0, "stages": [
+        {"duration": ramp, "target": users},
+        {"duration": total - ramp, "target": users},
+    ]}  # fmt: skip
+
+
+def _stress_steps(first: int = 50, last: int = 500, step: int = 50, each: float = 120.0,
+                  climb: float = 5.0) -> dict[str, Any]:  # fmt: skip
+    """Steps of ``each`` seconds (a short climb, then a real hold) from first to last users."""
+    stages: list[dict[str, float]] = [{"duration": each, "target": first}]
+    for level in range(first + step, last + 1, step):
+        stages += [
+            {"duration": climb, "target": level},
+            {"duration": each - climb, "target": level},
+        ]
+    return {"start": first, "stages": stages}
+
+
+def _spike(base: int = 50, peak: int = 1000) -> dict[str, Any]:
+    """Baseline, 10 s to the peak, 120 s hold, 10 s drop, recovery at baseline: 5 min."""
+    return {"start": base, "stages": [
+        {"duration": 60, "target": base},
+        {"duration": 10, "target": peak},
+        {"duration": 120, "target": peak},
+        {"duration": 10, "target": base},
+        {"duration": 100, "target": base},
+    ]}  # fmt: skip
+
+
+_BUILTINS: dict[str, dict[str, Any]] = {
+    "normal": {
+        "description": "Normal load: 50 users, 10 s ramp, 5 min; the baseline.",
+        "tool": "autocannon", "shape": _ramp_hold(50, 10, 300),
+        "thresholds": ["errorRate < 0.1%", "p50 < 200ms", "p95 < 500ms",
+                       "throughputPerEndpoint > 10/s"],
+    },
+    "peak": {
+        "description": "Peak load: 100 users, 30 s ramp, 10 min.",
+        "tool": "autocannon", "shape": _ramp_hold(100, 30, 600),
+        "thresholds": ["errorRate < 1%", "p95 < 500ms"],
+    },
+    "stress": {
+        "description": "Stress: 50 -> 500 users in steps of 50 every 2 min (20 min); "
+        "finds the breaking point.",
+        "tool": "autocannon", "shape": _stress_steps(),
+        "thresholds": ["errorRate < 5%", "p99 < 1000ms"],
+    },
+    "spike": {
+        "description": "Spike: baseline 50 users, to 1000 in 10 s, hold 120 s, drop, then "
+        "100 s at baseline to measure recovery.",
+        "tool": "autocannon", "shape": _spike(),
+        "thresholds": ["errorRate < 5%"],
+    },
+    "endurance": {
+        "description": "Endurance: 50 users, 30 s ramp, 60 min; finds memory leaks.",
+        "tool": "autocannon", "shape": _ramp_hold(50, 30, 3600),
+        "thresholds": ["errorRate < 0.1%", "memoryDelta < 20MB"],
+    },
+    "ws-normal": {
+        "description": "WebSocket normal: 50 connections arriving at 5/s, 10 min, ~100 msg/s.",
+        "tool": "artillery", "protocol": "ws", "shape": _ramp_hold(50, 10, 600),
+        "ws_message_rate": 2.0, "thresholds": ["errorRate < 1%"],
+    },
+    "ws-stress": {
+        "description": "WebSocket stress: ramp to 500 connections in 2 min, 10 min, ~500 msg/s.",
+        "tool": "artillery", "protocol": "ws", "shape": _ramp_hold(500, 120, 600),
+        "ws_message_rate": 1.0, "thresholds": ["errorRate < 5%"],
+    },
+    "ws-spike": {
+        "description": "WebSocket spike: burst to 1000 connections in 10 s, hold 2 min "
+        "(~1000 msg/s).",
+        "tool": "artillery", "protocol": "ws", "shape": _ramp_hold(1000, 10, 130),
+        "ws_message_rate": 1.0, "thresholds": ["errorRate < 10%"],
+    },
+    "db-pool": {
+        "description": "Database pool: 50 concurrent clients, mixed read/write transactions "
+        "(pgbench tpcb-like), 5 min.",
+        "tool": "pgbench", "protocol": "postgres", "users": 50, "hold": 300,
+        "thresholds": ["errorRate < 1%", "p95 < 500ms"],
+    },
+    "api-smoke": {
+        "description": "CI smoke: 10 users, 30 s, on the critical endpoints.",
+        "tool": "autocannon", "users": 10, "hold": 30,
+        "thresholds": ["errorRate < 5%", "p95 < 1000ms"],
+    },
+    "ws-smoke": {
+        "description": "CI smoke: 10 WebSocket connections, 20 s.",
+        "tool": "artillery", "protocol": "ws", "users": 10, "hold": 20,
+        "ws_message_rate": 1.0, "thresholds": ["errorRate < 5%"],
+    },
+}  # fmt: skip
+BUILTIN_SCENARIOS = {name: ScenarioConfig.model_validate(s) for name, s in _BUILTINS.items()}
+PREFERRED_ENDPOINTS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("normal", "peak", "stress", "endurance"), API_ENDPOINTS),
+    "spike": SPIKE_ENDPOINTS,
+    "api-smoke": CRITICAL_ENDPOINTS,
+}
+BUILTIN_SUITES: dict[str, list[str]] = {
+    "full": ["normal", "peak", "stress", "spike", "endurance",
+             "ws-normal", "ws-stress", "ws-spike", "db-pool"],
+    "ci": ["api-smoke", "ws-smoke"],
+}  # fmt: skip
+
+
+def suite_names(config: Config) -> list[str]:
+    return sorted({*BUILTIN_SUITES, *config.suites})
+
+
+def scenario_names(config: Config) -> list[str]:
+    return sorted({*BUILTIN_SCENARIOS, *config.scenarios})
+
+
+def resolve_scenario(name: str, config: Config) -> ScenarioConfig:
+    """The config's scenario over the built-in of the same name (either may be absent)."""
+    builtin, own = BUILTIN_SCENARIOS.get(name), config.scenarios.get(name)
+    if own is not None:
+        return own if builtin is None else own.merged_over(builtin)
+    if builtin is None:
+        known = ", ".join(scenario_names(config))
+        raise ConfigError(f"unknown scenario {name!r}; known: {known}")
+    return builtin
+
+
+def scale_shape(shape: LoadShape, scale: float) -> LoadShape:
+    """Every stage ``scale`` times as long (at least 1 s); the levels stay as they are."""
+    if scale == 1.0:
+        return shape
+    stages = [
+        Stage(duration=max(1.0, round(s.duration * scale, 3)), target=s.target)
+        for s in shape.stages
+    ]
+    return shape.model_copy(update={"stages": stages})
+
+
+def _endpoints(name: str, spec: ScenarioConfig, config: Config) -> list[Endpoint]:
+    available = config.endpoints
+    if spec.endpoints is not None:
+        unknown = [e for e in spec.endpoints if e not in available]
+        if unknown:
+            raise ConfigError(
+                f"scenarios.{name}.endpoints: unknown endpoint(s) {', '.join(unknown)}; "
+                f"known: {', '.join(available) or 'none'}"
+            )
+        names = list(spec.endpoints)
+    else:
+        preferred = PREFERRED_ENDPOINTS.get(name, ())
+        names = (
+            list(preferred) if preferred and set(preferred) <= available.keys() else list(available)
+        )
+    return [available[e].to_endpoint(e) for e in names]
+
+
+def fit_message_rate(flow: WsFlowConfig, rate: float) -> WsFlowConfig:
+    """Scale the flow's think times so each connection sends about ``rate`` messages/s."""
+    loop_seconds = len(flow.messages) / rate
+    thinks = [m.think for m in flow.messages]
+    total = sum(thinks)
+    new = (
+        [t * loop_seconds / total for t in thinks]
+        if total
+        else [loop_seconds / len(thinks)] * len(thinks)
+    )
+    messages = [
+        m.model_copy(update={"think": round(t, 3)}) for m, t in zip(flow.messages, new, strict=True)
+    ]
+    return flow.model_copy(update={"messages": messages})
+
+
+def _loops(name: str, flow: WsFlowConfig, duration: float) -> int:
+    if flow.loops != "fill":
+        return flow.loops
+    loop_seconds = sum(m.think for m in flow.messages)
+    if loop_seconds <= 0:
+        raise ConfigError(f"scenarios.{name}.ws.loops: 'fill' needs think time in the flow")
+    return max(1, math.ceil(duration / loop_seconds))
+
+
+def plan_scenario(
+    name: str, spec: ScenarioConfig, config: Config, scale: float = 1.0
+) -> PlannedScenario:
+    """A runnable scenario from its config; ConfigError naming ``scenarios.<name>``."""
+    shape = spec.load_shape()
+    if shape is None:
+        raise ConfigError(f"scenarios.{name}: needs a shape, or users and hold")
+    shape = scale_shape(shape, scale)
+    protocol = spec.protocol or (
+        "postgres" if spec.tool == "pgbench" else "ws" if spec.ws else "http"
+    )
+    tool = spec.tool or DEFAULT_TOOLS[protocol]
+    fields: dict[str, Any] = {
+        k: v
+        for k in ("think_time", "timeout", "max_rate", "pipelining", "workers")
+        if (v := getattr(spec, k)) is not None
+    }
+    fields.update(name=name, protocol=protocol, shape=shape, base_url=config.target.base_url)
+    if protocol == "http":
+        fields["endpoints"] = _endpoints(name, spec, config)
+    elif protocol == "ws":
+        flow = spec.ws or config.ws
+        if spec.ws_message_rate is not None:
+            flow = fit_message_rate(flow, spec.ws_message_rate)
+        fields["ws"] = flow.to_flow(_loops(name, flow, shape.total_duration))
+    else:
+        fields["base_url"] = config.database.url
+    try:
+        scenario = Scenario.model_validate(fields)
+    except ValidationError as exc:
+        raise ConfigError(f"scenarios.{name}: {format_validation(exc)}") from None
+    return PlannedScenario(
+        scenario=scenario,
+        tool=tool,
+        thresholds=list(spec.thresholds or []),
+        description=spec.description or "",
+        requires=tool if tool in EXTERNAL_TOOLS else None,
+    )
+
+
+def _suite_scenarios(name: str, config: Config) -> list[str]:
+    if name in config.suites:
+        return list(config.suites[name].scenarios)
+    if name in BUILTIN_SUITES:
+        return BUILTIN_SUITES[name]
+    raise ConfigError(f"unknown suite {name!r}; known: {', '.join(suite_names(config))}")
+
+
+def _suite_thresholds(name: str, config: Config) -> list[ThresholdSpec]:
+    own = config.suites.get(name)
+    if own is not None and own.thresholds is not None:
+        return list(own.thresholds)
+    # The seed's suite-wide targets are for the full load; a smoke run cannot meet them.
+    return [] if name == "ci" else list(config.thresholds)
+
+
+def _pick(names: list[str], only: Sequence[str], skip: Sequence[str], suite: str) -> list[str]:
+    unknown = [n for n in (*only, *skip) if n not in names]
+    if unknown:
+        raise ConfigError(
+            f"suite {suite!r} has no scenario {', '.join(map(repr, unknown))}; "
+            f"its scenarios: {', '.join(names)}"
+        )
+    picked = [n for n in names if (not only or n in only) and n not in skip]
+    if not picked:
+        raise ConfigError(f"--only/--skip leave no scenario of suite {suite!r} to run")
+    return picked
+
+
+def build_suite(
+    name: str,
+    config: Config,
+    *,
+    scale: float = 1.0,
+    only: Sequence[str] = (),
+    skip: Sequence[str] = (),
+) -> Suite:
+    """The planned scenarios of suite ``name``; ConfigError before anything starts."""
+    if not scale > 0:
+        raise ConfigError(f"--scale must be > 0, got {scale}")
+    names = _pick(_suite_scenarios(name, config), only, skip, name)
+    planned = [plan_scenario(n, resolve_scenario(n, config), config, scale) for n in names]
+    return Suite(name=name, scenarios=planned, suite_thresholds=_suite_thresholds(name, config))
+
+
+def check_config(config: Config) -> list[str]:
+    """Problems (each naming its key path) in what the config defines: suites naming
+    unknown scenarios, scenarios naming unknown endpoints or missing a shape."""
+    problems: list[str] = []
+    known = scenario_names(config)
+    for suite, spec in config.suites.items():
+        problems += [
+            f"suites.{suite}.scenarios.{i}: unknown scenario {n!r}; known: {', '.join(known)}"
+            for i, n in enumerate(spec.scenarios)
+            if n not in known
+        ]
+    for name in config.scenarios:
+        try:
+            plan_scenario(name, resolve_scenario(name, config), config)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
