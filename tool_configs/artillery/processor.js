@@ -1,0 +1,339 @@
+// orchestrate's Artillery processor: exact latency data and the WebSocket session.
+//
+// Artillery keeps only approximate summaries (sketches), and its ws engine measures no
+// latency at all. This processor:
+//   * runs each WebSocket user's session itself (orchestrateWsSession, a function step):
+//     connect, send every message, match each reply to its message by the echoed "id"
+//     (first-in-first-out for messages without one), think, repeat;
+//   * records every round trip (WebSocket) or time to first byte (HTTP, afterResponse)
+//     in integer microseconds, per wall-clock second, and writes them to
+//     $ORCHESTRATE_ARTILLERY_DATA/<pid>-<thread>.json when the worker exits, so that
+//     orchestrate builds an exact HdrHistogram (no sketch, no averaged percentiles);
+//   * also emits Artillery counters and histograms (orchestrate.*) so the tool's own
+//     report shows the same numbers;
+//   * for the closed model, keeps users connected and repeating their flow until the
+//     shape's level drops below the number of active users (orchestrateKeepGoing).
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { threadId } = require('worker_threads');
+const WebSocket = require('ws');
+
+const DATA_DIR = process.env.ORCHESTRATE_ARTILLERY_DATA || '';
+const FLUSH_MS = 1000;
+
+const seconds = new Map(); // epoch second -> {requests, errors, active, values: Map(us -> n)}
+const sessions = new Map(); // session length in ms -> n
+const counters = {};
+let active = 0;
+let clockStart = null; // ms epoch of the shape's t=0 (closed model)
+
+function count(ee, name, n = 1) {
+  counters[name] = (counters[name] || 0) + n;
+  ee.emit('counter', `orchestrate.${name}`, n);
+}
+
+function bucket() {
+  const second = Math.floor(Date.now() / 1000);
+  let b = seconds.get(second);
+  if (!b) {
+    b = { requests: 0, errors: 0, active, values: new Map() };
+    seconds.set(second, b);
+  }
+  b.active = Math.max(b.active, active);
+  return b;
+}
+
+function recordLatency(ee, metric, ms) {
+  const us = Math.max(1, Math.round(ms * 1000));
+  const b = bucket();
+  b.requests += 1;
+  b.values.set(us, (b.values.get(us) || 0) + 1);
+  ee.emit('histogram', `orchestrate.${metric}`, ms);
+}
+
+function recordFailure() {
+  const b = bucket();
+  b.requests += 1;
+  b.errors += 1;
+}
+
+function dump() {
+  if (!DATA_DIR) return;
+  const out = {
+    version: 1,
+    pid: process.pid,
+    thread: threadId,
+    counters,
+    sessionsMs: [...sessions.entries()],
+    seconds: [...seconds.entries()].map(([t, b]) => ({
+      t,
+      requests: b.requests,
+      errors: b.errors,
+      concurrency: b.active,
+      values: [...b.values.entries()]
+    }))
+  };
+  const file = path.join(DATA_DIR, `${process.pid}-${threadId}.json`);
+  // Write then rename so a reader never sees half a file.
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(out));
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+// The worker may be stopped with process.exit() at any moment: flush now and then, and
+// once more on exit.
+setInterval(dump, FLUSH_MS).unref();
+process.on('exit', dump);
+
+function nowMs() {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---- closed model -------------------------------------------------------------------
+
+function levelAt(shape, t) {
+  let start = 0;
+  for (const [duration, from, to] of shape.segments) {
+    if (t < start + duration) {
+      return from + ((to - from) * (t - start)) / duration;
+    }
+    start += duration;
+  }
+  return -1; // the shape is over
+}
+
+// Whether this user stays for another pass over its flow; leaving users free their
+// place at once so that only as many leave as the shape asks for.
+function keepGoing(spec) {
+  const shape = spec.shape;
+  if (!shape || shape.model !== 'closed') return false;
+  const t = (Date.now() - clockStart) / 1000;
+  if (active > levelAt(shape, t) + 1e-9) {
+    return false;
+  }
+  return true;
+}
+
+function noteArrival(spec) {
+  if (clockStart === null && spec.shape) {
+    clockStart = Date.now() - (spec.shape.firstArrivalMs || 0);
+  }
+}
+
+// ---- WebSocket ------------------------------------------------------------------------
+
+function errorWithCode(code, message) {
+  const err = new Error(message || code);
+  err.code = code;
+  return err;
+}
+
+function connect(ws, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(errorWithCode('ETIMEDOUT', 'WebSocket connect timed out'));
+    }, timeoutMs);
+    ws.once('open', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      clearTimeout(timer);
+      ws.terminate();
+      reject(errorWithCode(`ws_http_${res.statusCode}`, 'WebSocket upgrade refused'));
+    });
+    ws.once('error', (err) => {
+      clearTimeout(timer);
+      reject(errorWithCode(err.code || 'ws_error', err.message));
+    });
+  });
+}
+
+function idOf(text) {
+  try {
+    const value = JSON.parse(text);
+    if (value && typeof value === 'object' && 'id' in value) return String(value.id);
+  } catch (_err) {
+    // not JSON: matched first-in-first-out
+  }
+  return null;
+}
+
+class Conversation {
+  constructor(ws, ee) {
+    this.ws = ws;
+    this.ee = ee;
+    this.byId = new Map(); // id -> [entry]
+    this.anonymous = []; // entries of messages without an id
+    this.closed = null;
+    ws.on('message', (data) => this.onMessage(String(data)));
+    ws.on('close', () => this.fail(errorWithCode('ws_closed', 'connection closed')));
+    ws.on('error', (err) => this.fail(errorWithCode(err.code || 'ws_error', err.message)));
+  }
+
+  onMessage(text) {
+    const at = nowMs();
+    count(this.ee, 'ws.messages_received');
+    const id = idOf(text);
+    let entry = null;
+    const queue = id === null ? null : this.byId.get(id);
+    if (queue && queue.length) entry = queue.shift();
+    else if (this.anonymous.length) entry = this.anonymous.shift();
+    if (!entry) return; // unsolicited (e.g. a server push)
+    entry.resolve(at);
+  }
+
+  fail(err) {
+    if (this.closed) return;
+    this.closed = err;
+    for (const queue of [this.anonymous, ...this.byId.values()]) {
+      for (const entry of queue.splice(0)) entry.reject(err);
+    }
+  }
+
+  // Sends one message; resolves with its round trip in ms once the reply is in.
+  send(payload) {
+    if (this.closed) return Promise.reject(this.closed);
+    const id = idOf(payload);
+    let entry;
+    const reply = new Promise((resolve, reject) => {
+      entry = { resolve, reject };
+    });
+    if (id === null) this.anonymous.push(entry);
+    else {
+      if (!this.byId.has(id)) this.byId.set(id, []);
+      this.byId.get(id).push(entry);
+    }
+    const sentAt = nowMs();
+    this.ws.send(payload);
+    count(this.ee, 'ws.messages_sent');
+    return reply.then((at) => at - sentAt);
+  }
+}
+
+function withTimeout(promise, ms) {
+  let timer;
+  const timeout = new Promise((_resolve, reject) => {
+    timer = setTimeout(() => reject(errorWithCode('ws_reply_timeout')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function runFlow(conversation, flow, timeoutMs, ee) {
+  for (let loop = 0; loop < flow.loops; loop++) {
+    for (const message of flow.messages) {
+      const reply = conversation.send(message.payload);
+      if (message.expectReply) {
+        count(ee, 'ws.round_trips');
+        try {
+          const rtt = await withTimeout(reply, timeoutMs);
+          count(ee, 'ws.replies');
+          recordLatency(ee, 'ws.rtt', rtt);
+        } catch (err) {
+          count(ee, 'ws.failed_round_trips');
+          recordFailure();
+          throw err;
+        }
+      } else {
+        reply.catch(() => {}); // a late or missing reply to a fire-and-forget message
+      }
+      if (message.thinkMs > 0) await sleep(message.thinkMs);
+    }
+  }
+}
+
+async function orchestrateWsSession(context, ee) {
+  const spec = context.vars.orchestrate;
+  const flow = spec.ws;
+  const timeoutMs = spec.timeoutMs;
+  noteArrival(spec);
+  count(ee, 'ws.connections_attempted');
+  const ws = new WebSocket(flow.url, { headers: flow.headers, handshakeTimeout: timeoutMs });
+  ws.on('error', () => {}); // reported through connect() or the conversation, never thrown
+  try {
+    await connect(ws, timeoutMs);
+  } catch (err) {
+    count(ee, 'ws.connections_failed');
+    recordFailure();
+    throw err;
+  }
+  count(ee, 'ws.connections_open');
+  active += 1;
+  bucket();
+  const openedAt = Date.now();
+  let left = false;
+  const conversation = new Conversation(ws, ee);
+  try {
+    do {
+      await runFlow(conversation, flow, timeoutMs, ee);
+      left = !keepGoing(spec);
+    } while (!left);
+  } finally {
+    active -= 1;
+    conversation.closed = conversation.closed || errorWithCode('ws_closed');
+    ws.close();
+    const length = Date.now() - openedAt;
+    sessions.set(length, (sessions.get(length) || 0) + 1);
+  }
+}
+
+// ---- HTTP -----------------------------------------------------------------------------
+
+// Artillery's http.response_time is the time to first byte: record the same, exactly.
+function orchestrateAfterResponse(_req, res, _context, ee, next) {
+  const ttfb = res.timings && res.timings.phases && res.timings.phases.firstByte;
+  if (typeof ttfb === 'number') {
+    recordLatency(ee, 'http.ttfb', ttfb);
+    if (res.statusCode >= 400) bucket().errors += 1;
+  }
+  return next();
+}
+
+function leave(context) {
+  if (context.vars._orchestrateIn) {
+    context.vars._orchestrateIn = false;
+    active -= 1;
+  }
+}
+
+// A request that got no response (refused, reset, timed out): Artillery ends the user.
+function orchestrateOnError(_err, _req, context, _ee, next) {
+  recordFailure();
+  leave(context);
+  return next();
+}
+
+function orchestrateArrive(context, _ee, next) {
+  noteArrival(context.vars.orchestrate);
+  context.vars._orchestrateIn = true;
+  active += 1;
+  bucket();
+  return next();
+}
+
+function orchestrateLeave(context, _ee, next) {
+  leave(context);
+  return next();
+}
+
+// whileTrue of the closed-model HTTP loop (checked after each pass).
+function orchestrateKeepGoing(context, next) {
+  const stay = keepGoing(context.vars.orchestrate);
+  if (!stay) leave(context);
+  return next(stay);
+}
+
+module.exports = {
+  orchestrateWsSession,
+  orchestrateAfterResponse,
+  orchestrateOnError,
+  orchestrateArrive,
+  orchestrateLeave,
+  orchestrateKeepGoing
+};
