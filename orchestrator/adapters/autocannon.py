@@ -1,0 +1,177 @@
+"""autocannon (HTTP, closed model) through our Node runner.
+
+autocannon's CLI ``--json`` has no p95 and keeps whole milliseconds, so we drive its
+programmatic API from ``tool_configs/node/autocannon-runner.js``: the runner reads one JSON
+plan (never user text on argv), records every response time in microseconds into
+HdrHistograms per second of the run, and writes one output file that
+:mod:`parsers.autocannon` turns into a :class:`LoadTestResult`.
+
+autocannon has no ramp, so the load shape becomes constant steps
+(:meth:`LoadShape.steps`) run one after another in the same process; a step of 0
+connections is a pause.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from orchestrator import tools
+from orchestrator.adapters import base
+from orchestrator.adapters.base import Invocation
+from orchestrator.errors import ConfigError, ToolNotFoundError
+from orchestrator.models import LoadTestResult, Protocol
+from orchestrator.process import ToolRun
+from orchestrator.scenarios import Endpoint, Scenario
+from parsers import autocannon as parser
+
+LOG = logging.getLogger(__name__)
+
+NAME = "autocannon"
+PROTOCOLS: frozenset[Protocol] = frozenset({"http"})
+RUNNER_SCRIPT = "autocannon-runner.js"
+PLAN_NAME = "autocannon-plan.json"
+OUTPUT_NAME = "autocannon-output.json"
+STEP_SECONDS = 2.0
+MIN_STEP_SECONDS = 0.5
+# Each step starts a fresh autocannon instance (connections, first tick): allow for it.
+STEP_OVERHEAD_S = 0.5
+
+
+def version() -> str | None:
+    try:
+        manifest = tools.node_modules() / "autocannon" / "package.json"
+        return str(json.loads(manifest.read_text(encoding="utf-8"))["version"])
+    except (ToolNotFoundError, OSError, KeyError, ValueError):
+        return None
+
+
+def check_scenario(scenario: Scenario) -> None:
+    """Refuse what autocannon cannot do, before anything starts."""
+    where = f"scenario {scenario.name!r}"
+    if scenario.protocol not in PROTOCOLS:
+        raise ConfigError(f"autocannon cannot run {scenario.protocol} load ({where})")
+    if scenario.shape.model != "closed":
+        raise ConfigError(
+            f"autocannon runs a closed model (connections), not arrival rates ({where}); "
+            "use k6 or artillery for an open model, or max_rate for a request-rate cap"
+        )
+    if scenario.think_time > 0:
+        raise ConfigError(f"autocannon cannot pause between requests (think_time, {where})")
+    if scenario.timeout < 1:
+        raise ConfigError(f"autocannon's request timeout must be at least 1 s ({where})")
+    if scenario.max_rate is not None and scenario.max_rate < 1:
+        raise ConfigError(f"autocannon's rate cap must be at least 1 req/s ({where})")
+    if scenario.shape.peak < 1:
+        raise ConfigError(f"the load shape never opens a connection ({where})")
+    origin = origin_of(scenario.base_url)
+    for endpoint in scenario.endpoints:
+        if origin_of(scenario.url_for(endpoint)) != origin:
+            raise ConfigError(
+                f"autocannon sends every request to one origin ({origin}); endpoint "
+                f"{endpoint.label!r} points elsewhere ({where})"
+            )
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+
+
+def request_of(scenario: Scenario, endpoint: Endpoint) -> dict[str, Any]:
+    parts = urlsplit(scenario.url_for(endpoint))
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    request: dict[str, Any] = {"method": endpoint.method, "path": path}
+    if endpoint.headers:
+        request["headers"] = dict(endpoint.headers)
+    if endpoint.body is not None:
+        request["body"] = endpoint.body
+    return request
+
+
+def weighted_requests(scenario: Scenario) -> list[dict[str, Any]]:
+    """autocannon's ``requests`` array: weights become repeats, spread out evenly.
+
+    Every connection walks the array in order, so a smooth weighted round-robin order
+    (A A B A rather than A A A B) keeps the mix right even over a short run.
+    """
+    endpoints = scenario.endpoints
+    total = sum(e.weight for e in endpoints)
+    current = [0] * len(endpoints)
+    order: list[dict[str, Any]] = []
+    for _ in range(total):
+        for i, endpoint in enumerate(endpoints):
+            current[i] += endpoint.weight
+        best = max(range(len(endpoints)), key=lambda i: current[i])
+        current[best] -= total
+        order.append(request_of(scenario, endpoints[best]))
+    return order
+
+
+def step_seconds(scenario: Scenario) -> float:
+    """Step length for ramps: 2 s, shorter when a ramp is short so that it still climbs."""
+    ramps = [d for d, low, high in scenario.shape.segments() if low != high]
+    if not ramps:
+        return STEP_SECONDS
+    return max(MIN_STEP_SECONDS, min(STEP_SECONDS, min(ramps) / 2))
+
+
+def build_plan(scenario: Scenario, output_path: Path) -> dict[str, Any]:
+    """The runner's plan: everything it needs, in one JSON document."""
+    return {
+        "url": origin_of(scenario.base_url),
+        "requests": weighted_requests(scenario),
+        "pipelining": scenario.pipelining,
+        "workers": scenario.workers,
+        "overallRate": None if scenario.max_rate is None else round(scenario.max_rate),
+        "timeout": scenario.timeout,
+        "steps": [
+            {"duration": round(duration, 3), "connections": level}
+            for duration, level in scenario.shape.steps(step_seconds(scenario))
+        ],
+        "output": str(output_path),
+        "progress": True,
+    }
+
+
+def prepare(scenario: Scenario, workdir: Path) -> Invocation:
+    check_scenario(scenario)
+    node = tools.node_executable()
+    script = tools.node_script(RUNNER_SCRIPT)
+    env = tools.node_env()
+    workdir.mkdir(parents=True, exist_ok=True)
+    output_path = (workdir / OUTPUT_NAME).resolve()
+    plan = build_plan(scenario, output_path)
+    private_dir = base.make_private_dir()
+    real, saved = base.write_config(
+        private_dir,
+        workdir,
+        PLAN_NAME,
+        json.dumps(plan, indent=2),
+        base.scenario_secrets(scenario),
+    )
+    threads = max(1, min(scenario.workers, scenario.shape.peak))
+    cores = os.cpu_count() or 1
+    return Invocation(
+        tool=NAME,
+        argv=[node, str(script), str(real)],
+        workdir=workdir,
+        output_path=output_path,
+        timeout=scenario.shape.total_duration
+        + base.DEFAULT_GRACE
+        + STEP_OVERHEAD_S * len(plan["steps"]),
+        cpu_capacity_percent=100.0 * min(threads, cores),
+        env=env,
+        private_dir=private_dir,
+        saved_configs=[saved],
+    )
+
+
+def parse(scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult:
+    return parser.parse_runner_output(
+        scenario, invocation.output_path, run=run, tool_version=version()
+    )

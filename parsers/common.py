@@ -1,0 +1,79 @@
+"""Pieces every parser uses to turn counts into a truthful LoadTestResult."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import ParseError
+from orchestrator.models import Status
+from orchestrator.process import ToolRun
+
+
+def rate_percent(part: int, total: int) -> float | None:
+    return None if total <= 0 else 100.0 * part / total
+
+
+def per_second(count: int, seconds: float) -> float | None:
+    return None if seconds <= 0 else count / seconds
+
+
+def judge(
+    total: int, successful: int, run: ToolRun | None, errors: dict[str, int] | None = None
+) -> tuple[Status, str | None]:
+    """Status from what was measured; the tool's exit code alone is never the verdict.
+
+    Load tools exit 0 even when every request failed, so a run in which nothing succeeded
+    is a target failure; a non-zero exit with data is still a result, flagged as such.
+    """
+    if run is not None and run.interrupted:
+        return Status.INTERRUPTED, "stopped by Ctrl-C; the result holds what was measured"
+    if total > 0 and successful == 0:
+        kinds = ", ".join(f"{k}={v}" for k, v in sorted((errors or {}).items()) if v)
+        return Status.TARGET_FAILED, f"no request succeeded ({kinds or 'all failed'})"
+    if run is not None and run.timed_out:
+        return Status.TOOL_FAILED, "the tool ran past its time limit and was stopped"
+    if run is not None and run.returncode not in (0, None):
+        return Status.TOOL_FAILED, run.describe_failure()
+    if total == 0:
+        return Status.TOOL_FAILED, "the tool made no request"
+    return Status.COMPLETED, None
+
+
+def read_json(path: Path) -> Any:
+    """A whole JSON file, or a ParseError naming the file and the line/column it broke at."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ParseError(str(path), "open", exc.strerror or str(exc)) from exc
+    if not text.strip():
+        raise ParseError(str(path), "line 1", "file is empty")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError(str(path), f"line {exc.lineno} column {exc.colno}", exc.msg) from exc
+
+
+def iter_json_lines(lines: Iterator[str], path: Path) -> Iterator[dict[str, Any]]:
+    """Objects of an NDJSON stream; a bad line is a ParseError naming its number.
+
+    A last line cut short (the tool was killed mid-write) is skipped, not fatal.
+    """
+    pending: tuple[int, str] | None = None
+    for number, line in enumerate(lines, start=1):
+        if pending is not None:
+            raise ParseError(str(path), f"line {pending[0]}", f"not JSON: {pending[1][:80]!r}")
+        stripped = line.strip()
+        if not stripped:
+            continue
+        try:
+            value = json.loads(stripped)
+        except json.JSONDecodeError:
+            pending = (number, stripped)
+            continue
+        if isinstance(value, dict):
+            yield value
+        else:
+            raise ParseError(str(path), f"line {number}", "expected a JSON object")

@@ -1,0 +1,356 @@
+"""autocannon adapter: the generated plan, and real autocannon runs against the reference target."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator import histogram as hist
+from orchestrator import tools
+from orchestrator.adapters import autocannon
+from orchestrator.errors import ConfigError, ParseError
+from orchestrator.models import LoadTestResult, Status
+from orchestrator.process import run_tool
+from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage
+from parsers import autocannon as parser
+
+FIXTURES = Path(__file__).parent / "fixtures" / "autocannon"
+SECRET = "Bearer s3cr3t-token-value"
+
+
+def make_scenario(url: str, *paths: str, shape: LoadShape | None = None, **kw: Any) -> Scenario:
+    return Scenario(
+        name="ac-test",
+        base_url=url,
+        endpoints=[Endpoint(path=p) for p in (paths or ("/health",))],
+        shape=shape or LoadShape.constant(4, 2.0),
+        **kw,
+    )
+
+
+def run_scenario(scenario: Scenario, workdir: Path) -> LoadTestResult:
+    invocation = autocannon.prepare(scenario, workdir)
+    run = run_tool(
+        invocation.argv,
+        timeout=invocation.timeout,
+        log_path=workdir / "autocannon.log",
+        env={**os.environ, **invocation.env},
+        sink=None,
+    )
+    return autocannon.parse(scenario, invocation, run)
+
+
+# ---- plan (no load) ----
+
+
+def test_plan_for_ramp_then_hold_is_golden(node_tools: Path, tmp_path: Path) -> None:
+    scenario = Scenario(
+        name="golden",
+        base_url="http://127.0.0.1:8123/base",
+        endpoints=[
+            Endpoint(path="/health", weight=3),
+            Endpoint(
+                method="post",
+                path="api/auth/login?x=1",
+                headers={"Authorization": SECRET, "Content-Type": "application/json"},
+                body='{"email": "a@b.c"}',
+            ),
+        ],
+        shape=LoadShape(start=0, stages=[Stage(duration=4, target=4), Stage(duration=3, target=4)]),
+        pipelining=2,
+        timeout=5,
+        max_rate=50,
+    )
+    invocation = autocannon.prepare(scenario, tmp_path)
+    output = str((tmp_path / "autocannon-output.json").resolve())
+    health = {"method": "GET", "path": "/base/health"}
+    login = {
+        "method": "POST",
+        "path": "/base/api/auth/login?x=1",
+        "headers": {"Authorization": SECRET, "Content-Type": "application/json"},
+        "body": '{"email": "a@b.c"}',
+    }
+    expected = {
+        "url": "http://127.0.0.1:8123",
+        "requests": [health, health, login, health],
+        "pipelining": 2,
+        "workers": 0,
+        "overallRate": 50,
+        "timeout": 5.0,
+        # The ramp climbs in two 2 s steps; the hold then really holds 4 for its 3 s
+        # (merged with the ramp's last step at the same level: 2 + 3 s).
+        "steps": [{"duration": 2.0, "connections": 2}, {"duration": 5.0, "connections": 4}],
+        "output": output,
+        "progress": True,
+    }
+    assert invocation.private_dir is not None
+    real_plan = Path(invocation.argv[2])
+    assert real_plan.parent == invocation.private_dir
+    assert json.loads(real_plan.read_text()) == expected
+    assert invocation.argv[:2] == [
+        tools.node_executable(),
+        str(tools.node_script(autocannon.RUNNER_SCRIPT)),
+    ]
+    assert invocation.env == {"NODE_PATH": str(tools.node_modules())}
+    assert invocation.timeout == pytest.approx(7 + 30 + 2 * autocannon.STEP_OVERHEAD_S)
+    assert invocation.cpu_capacity_percent == 100.0
+    saved = invocation.saved_configs[0].read_text()
+    assert "s3cr3t" not in saved
+    assert json.loads(saved)["steps"] == expected["steps"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"shape": LoadShape.constant(5, 2.0, model="open")}, "closed model"),
+        ({"think_time": 0.5}, "think_time"),
+        ({"timeout": 0.5}, "at least 1 s"),
+    ],
+)
+def test_prepare_refuses_what_autocannon_cannot_do(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    scenario = make_scenario("http://127.0.0.1:1", **change)
+    with pytest.raises(ConfigError, match=message):
+        autocannon.prepare(scenario, tmp_path)
+
+
+def test_endpoint_on_another_origin_is_refused(tmp_path: Path) -> None:
+    scenario = make_scenario("http://127.0.0.1:1", "http://example.com/x")
+    with pytest.raises(ConfigError, match="one origin"):
+        autocannon.prepare(scenario, tmp_path)
+
+
+# ---- real runs ----
+
+
+@pytest.mark.load
+def test_health_run_reads_percentiles_from_histogram(
+    node_tools: Path, reference_target: Any, tmp_path: Path
+) -> None:
+    result = run_scenario(make_scenario(reference_target.url), tmp_path)
+    rt = result.response_time
+    assert result.status is Status.COMPLETED, result.status_detail
+    assert rt.source == "histogram"
+    assert rt.resolution_us == 1.0
+    assert rt.p50 is not None and rt.p95 is not None and rt.p99 is not None
+    assert 0 < rt.p50 <= rt.p95 <= rt.p99
+    assert result.throughput is not None and result.throughput > 0
+    assert result.histogram is not None
+    recorded = hist.decode(result.histogram).get_total_count()
+    assert recorded == result.successful_requests + result.failed_requests == result.total_requests
+    assert sum(result.status_codes.values()) == recorded
+    assert result.concurrency == 4
+    assert 1.9 <= result.duration <= 2.6
+    assert len(result.time_series) >= 2
+    assert sum(b.requests for b in result.time_series) == result.total_requests
+    assert result.raw_output == str((tmp_path / "autocannon-output.json").resolve())
+
+
+@pytest.mark.load
+def test_error_route_is_all_non_2xx(
+    node_tools: Path, reference_target: Any, tmp_path: Path
+) -> None:
+    result = run_scenario(make_scenario(reference_target.url, "/api/error"), tmp_path)
+    assert result.total_requests > 0
+    assert result.error_rate == pytest.approx(100.0)
+    assert result.errors == {"non_2xx": result.total_requests}
+    assert result.status_codes == {"500": result.total_requests}
+    assert result.status is Status.TARGET_FAILED
+    # Failed responses still have a latency.
+    assert result.response_time.p50 is not None
+
+
+@pytest.mark.load
+def test_injected_error_rate_is_measured(
+    node_tools: Path, target_factory: Any, tmp_path: Path
+) -> None:
+    target = target_factory("--error-rate", "0.2")
+    result = run_scenario(make_scenario(target.url, "/api/textbooks/hierarchy"), tmp_path)
+    assert result.total_requests >= 50
+    assert result.error_rate == pytest.approx(20.0, abs=3.0)
+    assert result.errors.get("non_2xx") == result.failed_requests
+    assert result.status is Status.COMPLETED
+
+
+@pytest.mark.load
+def test_closed_port_is_target_failed_with_refused_connections(
+    node_tools: Path, closed_port: int, tmp_path: Path
+) -> None:
+    scenario = make_scenario(f"http://127.0.0.1:{closed_port}", shape=LoadShape.constant(2, 1.0))
+    result = run_scenario(scenario, tmp_path)
+    assert result.status is Status.TARGET_FAILED
+    assert result.errors.get("connection_refused", 0) > 0
+    assert result.successful_requests == 0
+    assert result.response_time.p50 is None
+    assert "responseTime" in result.missing
+    assert result.histogram is None
+
+
+@pytest.mark.load
+@pytest.mark.parametrize("workers", [0, 2])
+def test_steps_merge_exactly(
+    node_tools: Path, reference_target: Any, tmp_path: Path, workers: int
+) -> None:
+    shape = LoadShape(start=1, stages=[Stage(duration=1, target=3), Stage(duration=1, target=3)])
+    scenario = make_scenario(reference_target.url, shape=shape, workers=workers)
+    result = run_scenario(scenario, tmp_path)
+    assert [s.concurrency for s in result.steps] == [2, 3]
+    assert result.concurrency == 3
+    assert result.histogram is not None
+    merged = hist.decode(result.histogram).get_total_count()
+    # Every request got a response here, so each step's count is its histogram's count.
+    assert merged == sum(s.total_requests for s in result.steps) == result.total_requests
+    raw = json.loads(Path(result.raw_output or "").read_text())
+    step_counts = [hist.decode(s["histogram"]).get_total_count() for s in raw["steps"]]
+    assert sum(step_counts) == merged
+    assert result.response_time.resolution_us == 1.0
+    assert result.steps[1].start >= result.steps[0].start + result.steps[0].duration - 0.01
+    # Ramp 1 -> 3 in 1 s: 0.5 s at 2, then 0.5 s at 3 merged with the 1 s hold at 3.
+    assert [s.duration for s in result.steps] == pytest.approx([0.5, 1.5], abs=0.15)
+
+
+@pytest.mark.load
+def test_rate_cap_is_honoured(node_tools: Path, reference_target: Any, tmp_path: Path) -> None:
+    scenario = make_scenario(reference_target.url, max_rate=20, shape=LoadShape.constant(4, 3.0))
+    result = run_scenario(scenario, tmp_path)
+    # autocannon releases each connection's share in a burst at every second's start, so
+    # a burst can land just before the end: at most one second's worth above the cap.
+    assert 20 * 3 * 0.8 <= result.total_requests <= 20 * 4
+    assert "capped at 20 req/s" in result.latency_measures
+
+
+@pytest.mark.load
+def test_sigint_leaves_interrupted_output_with_data(
+    node_tools: Path, reference_target: Any, tmp_path: Path
+) -> None:
+    scenario = make_scenario(reference_target.url, shape=LoadShape.constant(3, 20.0))
+    invocation = autocannon.prepare(scenario, tmp_path)
+    proc = subprocess.Popen(
+        invocation.argv,
+        env={**os.environ, **invocation.env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    time.sleep(1.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=8) == 130
+    raw = json.loads(invocation.output_path.read_text())
+    assert raw["interrupted"] is True
+    result = parser.parse_runner_output(scenario, invocation.output_path)
+    assert result.status is Status.INTERRUPTED
+    assert result.total_requests > 0
+    assert result.response_time.p50 is not None
+    assert result.duration < 5
+
+
+@pytest.mark.load
+def test_time_limit_stops_the_runner_and_keeps_its_data(
+    node_tools: Path, reference_target: Any, tmp_path: Path
+) -> None:
+    scenario = make_scenario(reference_target.url, shape=LoadShape.constant(2, 20.0))
+    invocation = autocannon.prepare(scenario, tmp_path)
+    run = run_tool(
+        invocation.argv,
+        timeout=1.5,
+        log_path=tmp_path / "autocannon.log",
+        env={**os.environ, **invocation.env},
+        sink=None,
+    )
+    assert run.timed_out
+    result = autocannon.parse(scenario, invocation, run)
+    assert result.status is Status.TOOL_FAILED
+    assert result.status_detail is not None and "time limit" in result.status_detail
+    assert result.successful_requests > 0
+
+
+@pytest.mark.load
+def test_truncated_output_is_a_parse_error_naming_the_file(
+    node_tools: Path, reference_target: Any, tmp_path: Path
+) -> None:
+    scenario = make_scenario(reference_target.url, shape=LoadShape.constant(2, 1.0))
+    result = run_scenario(scenario, tmp_path)
+    path = Path(result.raw_output or "")
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+    with pytest.raises(ParseError, match=re.escape(str(path))):
+        parser.parse_runner_output(scenario, path)
+    path.unlink()
+    with pytest.raises(ParseError, match=re.escape(str(path))):
+        parser.parse_runner_output(scenario, path)
+
+
+def test_runner_output_with_a_pause_parses_without_node() -> None:
+    """A real runner output (2 connections, a 0.5 s pause, 4 connections) read back."""
+    path = FIXTURES / "runner-steps-pause.json"
+    raw = json.loads(path.read_text())
+    scenario = make_scenario("http://127.0.0.1:18431")
+    result = parser.parse_runner_output(scenario, path)
+    assert [s.concurrency for s in result.steps] == [2, 0, 4]
+    pause = result.steps[1]
+    assert pause.total_requests == 0 and pause.response_time.p50 is None
+    assert result.total_requests == sum(s["counts"]["requests"] for s in raw["steps"]) == 156
+    assert result.errors == {"non_2xx": result.failed_requests}
+    assert result.histogram is not None
+    assert hist.decode(result.histogram).get_total_count() == 156
+    assert [b.t for b in result.time_series] == [0.0, 1.0, 2.0, 3.0]
+    assert sum(b.requests for b in result.time_series) == 156
+    assert result.duration == pytest.approx(3.09, abs=0.01)
+    assert result.status is Status.COMPLETED
+
+
+def test_wrong_format_is_a_parse_error(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    path.write_text(json.dumps({"format": "orchestrate-autocannon/1", "steps": [{"index": 0}]}))
+    with pytest.raises(ParseError, match=r"out\.json"):
+        parser.parse_runner_output(make_scenario("http://127.0.0.1:1"), path)
+
+
+# ---- autocannon's own --json (fixtures from real CLI runs) ----
+
+
+def test_cli_json_of_a_healthy_run() -> None:
+    path = FIXTURES / "cli-health.json"
+    result = parser.parse_cli_json(path)
+    rt = result.response_time
+    assert result.status is Status.COMPLETED
+    assert rt.source == "tool_summary"
+    assert rt.resolution_us == 1000.0
+    assert rt.p95 is None and "responseTime.p95" in result.missing
+    assert rt.p50 is not None and rt.p99 is not None and rt.p50 <= rt.p99
+    assert result.total_requests == json.loads(path.read_text())["requests"]["total"]
+    assert result.throughput is not None and result.throughput > 0
+    assert result.concurrency == 5
+    assert result.time_series == [] and "timeSeries" in result.missing
+
+
+def test_cli_json_of_a_closed_port() -> None:
+    result = parser.parse_cli_json(FIXTURES / "cli-closed-port.json")
+    assert result.status is Status.TARGET_FAILED
+    assert result.errors == {"unclassified": 10220}
+    assert result.total_requests == 10220
+    assert result.response_time.p50 is None
+    assert "errors" in result.missing and "responseTime" in result.missing
+
+
+def test_cli_json_of_the_error_route() -> None:
+    result = parser.parse_cli_json(FIXTURES / "cli-error-route.json")
+    assert result.status is Status.TARGET_FAILED
+    assert result.errors == {"non_2xx": result.total_requests}
+    assert result.error_rate == pytest.approx(100.0)
+
+
+def test_cli_json_rejects_other_json(tmp_path: Path) -> None:
+    path = tmp_path / "other.json"
+    path.write_text('{"hello": 1}')
+    with pytest.raises(ParseError, match=r"other\.json"):
+        parser.parse_cli_json(path)
