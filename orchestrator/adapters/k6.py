@@ -1,0 +1,289 @@
+"""k6 adapter: a generated script (HTTP or WebSocket), run with a raw NDJSON output.
+
+The script is one static template (``tool_configs/k6/load.js``) plus a JSON config object
+built here, so user values (URLs, headers, bodies, payloads) stay JSON data inside the
+script and are never spliced into code. The load shape maps onto k6's executors natively:
+constant-vus / ramping-vus for the closed model, constant- / ramping-arrival-rate for the
+open model.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from orchestrator import tools
+from orchestrator.adapters.base import (
+    DEFAULT_GRACE,
+    Invocation,
+    make_private_dir,
+    scenario_secrets,
+    write_config,
+)
+from orchestrator.errors import ConfigError
+from orchestrator.models import LoadTestResult, Protocol
+from orchestrator.process import ToolRun
+from orchestrator.scenarios import Scenario
+
+LOG = logging.getLogger(__name__)
+
+NAME = "k6"
+PROTOCOLS: frozenset[Protocol] = frozenset({"http", "ws"})
+
+SCRIPT_NAME = "k6-script.js"
+RAW_NAME = "k6-raw.json.gz"
+SUMMARY_NAME = "k6-summary.json"
+LOG_NAME = "k6-log.txt"
+CONFIG_MARKER = "__ORCHESTRATE_CONFIG__"
+# Each k6 VU is a JS runtime (a few MB); beyond this an open-model run reports the rate it
+# could not deliver (dropped_iterations) instead of exhausting the load generator.
+MAX_VUS = 1000
+# Response time an open-model run is sized for: slower answers make k6 drop iterations,
+# which we report as load_not_delivered.
+RESPONSE_BUDGET_S = 2.0
+GRACEFUL_CAP_S = 60.0
+TREND_STATS = ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)", "p(99.9)", "count"]
+# Tags our parser reads; the others (url, proto, group, ...) would only bloat the raw output.
+SYSTEM_TAGS = ["status", "method", "name", "scenario", "error", "error_code", "expected_response"]
+
+
+@functools.cache
+def version() -> str | None:
+    try:
+        out = subprocess.run(
+            [tools.k6_executable(), "version"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"v(\d+\.\d+\.\d+\S*)", out.stdout)
+    return match.group(1) if match else None
+
+
+def format_duration(seconds: float) -> str:
+    """k6 duration string; whole seconds stay readable, fractions go to milliseconds."""
+    if float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    return f"{round(seconds * 1000)}ms"
+
+
+def graceful_seconds(scenario: Scenario) -> float:
+    """Time an iteration in flight at the end may take to finish (a request or a session)."""
+    if scenario.protocol == "ws" and scenario.ws is not None:
+        thinking = scenario.ws.loops * sum(m.think for m in scenario.ws.messages)
+        wanted = scenario.timeout + thinking + 1.0
+    else:
+        wanted = scenario.timeout + scenario.think_time + 1.0
+    return float(min(math.ceil(wanted), GRACEFUL_CAP_S))
+
+
+def iteration_seconds(scenario: Scenario) -> float:
+    """Expected length of one iteration apart from response times (think time)."""
+    if scenario.protocol == "ws" and scenario.ws is not None:
+        return scenario.ws.loops * sum(m.think for m in scenario.ws.messages)
+    return scenario.think_time
+
+
+def size_vus(scenario: Scenario, max_vus: int | None = None) -> tuple[int, int]:
+    """(preAllocatedVUs, maxVUs) for an arrival-rate executor.
+
+    Pre-allocate for fast answers (0.1 s per request); allow up to RESPONSE_BUDGET_S
+    (or the request timeout, if shorter) before k6 has to drop arrivals.
+    """
+    peak = scenario.shape.peak
+    think = iteration_seconds(scenario)
+    calls = 1 if scenario.protocol == "http" or scenario.ws is None else scenario.ws.loops
+    budget = min(scenario.timeout, RESPONSE_BUDGET_S) * calls
+    ceiling = MAX_VUS if max_vus is None else max_vus
+    most = max(1, min(ceiling, math.ceil(peak * (think + budget))))
+    pre = max(1, min(most, math.ceil(peak * (think + 0.1 * calls))))
+    return pre, most
+
+
+def build_executor(scenario: Scenario, max_vus: int | None = None) -> dict[str, Any]:
+    """The k6 scenario (executor and its stages) for the scenario's load shape."""
+    shape = scenario.shape
+    if shape.peak <= 0:
+        raise ConfigError(f"scenario {scenario.name!r}: the load shape never rises above 0")
+    segments = shape.segments()
+    constant = all(low == high == shape.initial for _, low, high in segments)
+    graceful = format_duration(graceful_seconds(scenario))
+    stages = [{"duration": format_duration(d), "target": high} for d, _, high in segments]
+    total = format_duration(shape.total_duration)
+    if shape.model == "closed":
+        if constant:
+            return {
+                "executor": "constant-vus",
+                "vus": shape.initial,
+                "duration": total,
+                "gracefulStop": graceful,
+            }
+        return {
+            "executor": "ramping-vus",
+            "startVUs": shape.initial,
+            "stages": stages,
+            "gracefulRampDown": graceful,
+            "gracefulStop": graceful,
+        }
+    pre, most = size_vus(scenario, max_vus)
+    if constant:
+        return {
+            "executor": "constant-arrival-rate",
+            "rate": shape.initial,
+            "timeUnit": "1s",
+            "duration": total,
+            "preAllocatedVUs": pre,
+            "maxVUs": most,
+            "gracefulStop": graceful,
+        }
+    return {
+        "executor": "ramping-arrival-rate",
+        "startRate": shape.initial,
+        "timeUnit": "1s",
+        "stages": stages,
+        "preAllocatedVUs": pre,
+        "maxVUs": most,
+        "gracefulStop": graceful,
+    }
+
+
+def build_options(scenario: Scenario, max_vus: int | None = None) -> dict[str, Any]:
+    return {
+        "scenarios": {"main": build_executor(scenario, max_vus)},
+        "discardResponseBodies": True,
+        "summaryTrendStats": TREND_STATS,
+        "systemTags": SYSTEM_TAGS,
+    }
+
+
+def json_object(payload: str) -> dict[str, Any] | None:
+    """The payload as a JSON object (so an id can be injected), else None."""
+    try:
+        value = json.loads(payload)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def build_config(scenario: Scenario, max_vus: int | None = None) -> dict[str, Any]:
+    """Everything the script needs, as JSON-serialisable data."""
+    config: dict[str, Any] = {"options": build_options(scenario, max_vus), "http": None, "ws": None}
+    timeout_ms = round(scenario.timeout * 1000)
+    if scenario.protocol == "ws":
+        assert scenario.ws is not None
+        config["ws"] = {
+            "url": scenario.ws_url,
+            "headers": dict(scenario.ws.headers),
+            "loops": scenario.ws.loops,
+            "timeoutMs": timeout_ms,
+            # How often the session watchdog looks for a reply past its timeout.
+            "watchMs": min(max(timeout_ms // 10, 50), 1000),
+            "messages": [
+                {
+                    "payload": m.payload,
+                    "object": json_object(m.payload),
+                    "think": m.think,
+                    "expectReply": m.expect_reply,
+                }
+                for m in scenario.ws.messages
+            ],
+        }
+        return config
+    if scenario.pipelining > 1:
+        LOG.warning(
+            "k6 does not pipeline HTTP requests; pipelining=%s is ignored", scenario.pipelining
+        )
+    config["http"] = {
+        "timeoutMs": timeout_ms,
+        "thinkTime": scenario.think_time,
+        "maxRate": scenario.max_rate if scenario.shape.model == "closed" else None,
+        "endpoints": [
+            {
+                "name": e.label,
+                "method": e.method,
+                "url": scenario.url_for(e),
+                "headers": dict(e.headers),
+                "body": e.body,
+                "weight": e.weight,
+            }
+            for e in scenario.endpoints
+        ],
+    }
+    return config
+
+
+def render_script(config: dict[str, Any]) -> str:
+    template = (tools.tool_configs_dir() / "k6" / "load.js").read_text(encoding="utf-8")
+    # ensure_ascii also escapes U+2028/2029, which older JS parsers reject in strings.
+    data = json.dumps(config, indent=2, ensure_ascii=True, sort_keys=True)
+    return template.replace(CONFIG_MARKER, data, 1)
+
+
+def build_argv(executable: str, script: Path, raw: Path, summary: Path, log: Path) -> list[str]:
+    return [
+        executable,
+        "run",
+        "--out",
+        f"json={raw}",
+        "--summary-export",
+        str(summary),
+        "--no-usage-report",
+        # Port 0: the OS picks a free port, so several k6 processes never collide.
+        "--address",
+        "127.0.0.1:0",
+        "--no-color",
+        # k6 logs a warning per failed request: to a file, so the console keeps the progress.
+        f"--log-output=file={log}",
+        str(script),
+    ]
+
+
+def prepare(scenario: Scenario, workdir: Path, *, max_vus: int | None = None) -> Invocation:
+    if scenario.protocol not in PROTOCOLS:
+        raise ConfigError(f"k6 cannot run {scenario.protocol} load (scenario {scenario.name!r})")
+    executable = tools.k6_executable()
+    script_text = render_script(build_config(scenario, max_vus))
+    private = make_private_dir()
+    script, saved = write_config(
+        private, workdir, SCRIPT_NAME, script_text, scenario_secrets(scenario)
+    )
+    raw = workdir / RAW_NAME
+    summary = workdir / SUMMARY_NAME
+    log = workdir / LOG_NAME
+    for stale in (raw, summary, log):
+        stale.unlink(missing_ok=True)
+    timeout = scenario.shape.total_duration + graceful_seconds(scenario) + DEFAULT_GRACE
+    return Invocation(
+        tool=NAME,
+        argv=build_argv(executable, script, raw, summary, log),
+        workdir=workdir,
+        output_path=raw,
+        timeout=timeout,
+        cpu_capacity_percent=100.0 * (os.cpu_count() or 1),
+        env={"K6_NO_USAGE_REPORT": "true"},
+        private_dir=private,
+        saved_configs=[saved],
+    )
+
+
+def parse(scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult:
+    from parsers import k6 as k6_parser
+
+    summary = invocation.output_path.parent / SUMMARY_NAME
+    return k6_parser.parse_run(
+        invocation.output_path,
+        summary if summary.is_file() else None,
+        scenario=scenario,
+        run=run,
+        tool_version=version(),
+    )

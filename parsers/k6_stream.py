@@ -1,0 +1,412 @@
+"""Stream k6's raw ``--out json`` NDJSON (plain or gzip) into counts and histograms.
+
+k6 writes ~10 lines (~2.8 KB) per HTTP request, so the file is read line by line and
+never held in memory: a line whose metric we do not use is skipped by a byte-prefix
+check before any JSON decoding. Latencies go into one HdrHistogram of every sample and,
+per second, into short-lived histograms for the time series.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import zlib
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from orchestrator import histogram as hdr
+from orchestrator.errors import ParseError
+
+POINT_PREFIX = b'{"metric":"'
+METRIC_PREFIX = b'{"type":"Metric"'
+# Seconds a sample may arrive behind the newest one and still join its second's histogram
+# (k6 stamps requests at their end and writes them nearly in order).
+WINDOW_S = 10
+
+HTTP, RTT, FAILURE, VUS, VUS_MAX, DROPPED, SESSIONS, SESSION_LEN, COUNTER = range(9)
+KINDS: dict[str, int] = {
+    "http_req_duration": HTTP,
+    "ws_rtt": RTT,
+    "ws_failures": FAILURE,
+    "vus": VUS,
+    "vus_max": VUS_MAX,
+    "dropped_iterations": DROPPED,
+    "ws_sessions": SESSIONS,
+    "ws_session_duration": SESSION_LEN,
+    # Plain sums: ours (the generated script) and k6's own WebSocket counters.
+    "ws_messages_sent": COUNTER,
+    "ws_messages_received": COUNTER,
+    "ws_replies_expected": COUNTER,
+    "ws_opened": COUNTER,
+    "ws_msgs_sent": COUNTER,
+    "ws_msgs_received": COUNTER,
+}
+KINDS_BY_BYTES = {name.encode(): kind for name, kind in KINDS.items()}
+# No ^ anchor: re then searches for the literal prefix at C speed (10x faster); feed()
+# checks that a match starts a line.
+NEEDED_LINE = re.compile(
+    rb'\{"metric":"('
+    + b"|".join(re.escape(n) for n in KINDS_BY_BYTES)
+    + rb')","type":"Point"[^\n]*'
+)
+CHUNK_BYTES = 1 << 20
+NEWLINE = ord("\n")
+DECODE = json.JSONDecoder().decode
+
+# k6 error codes (lib/netext/httpext/error_codes.go), checked on real runs of k6 1.1.0:
+# refused port -> 1212, request timeout -> 1050, HTTP 500 -> 1500.
+ERROR_CODES = {
+    1000: "other",
+    1010: "connection_error",
+    1020: "invalid_url",
+    1050: "timeout",
+    1201: "broken_pipe",
+    1210: "connection_error",
+    1211: "timeout",
+    1212: "connection_refused",
+    1213: "connection_error",
+    1220: "connection_reset",
+}
+
+
+def error_kind(code: str | None, status: str) -> str:
+    """Our error kind for a failed k6 request (its error_code tag and status)."""
+    number = int(code) if code and code.isdigit() else 0
+    if number in ERROR_CODES:
+        return ERROR_CODES[number]
+    for low, high, kind in (
+        (1100, 1200, "dns"),
+        (1200, 1300, "connection_error"),
+        (1300, 1400, "tls"),
+        (1400, 1600, "non_2xx"),
+        (1600, 1700, "http2"),
+    ):
+        if low <= number < high:
+            return kind
+    return "non_2xx" if status not in ("", "0") else "other"
+
+
+@dataclass
+class Tally:
+    """Everything measured from one raw k6 stream."""
+
+    latency: HdrHistogram = field(default_factory=hdr.new_histogram)
+    session_length: HdrHistogram = field(default_factory=hdr.new_histogram)
+    total: int = 0
+    successful: int = 0
+    status_codes: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    error_messages: Counter[str] = field(default_factory=Counter)
+    counters: Counter[str] = field(default_factory=Counter)
+    connect_failures: int = 0
+    dropped: int = 0
+    dropped_seen: bool = False
+    vus_peak: int | None = None
+    vus_max_peak: int | None = None
+    # per second (epoch): [requests, errors]; concurrency; (p50, p95, p99) in ms
+    seconds: dict[int, list[int]] = field(default_factory=dict)
+    concurrency: dict[int, int] = field(default_factory=dict)
+    percentiles: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    late_samples: int = 0
+    first_stamp: str | None = None
+    last_stamp: str | None = None
+    target: str | None = None
+    lines: int = 0
+    truncated: str | None = None
+
+    @property
+    def is_ws(self) -> bool:
+        return any(self.counters[name] for name in ("ws_sessions", "ws_opened", "ws_msgs_sent"))
+
+
+def _url_like(name: str | None) -> str | None:
+    # k6's name tag is the URL unless a script renamed the request (ours: "GET /health").
+    return name if name and "://" in name else None
+
+
+def _epoch_second(stamp: str) -> int:
+    # "2026-11-25T20:08:00.4849768Z" or with a "+01:00" offset: drop the fraction only.
+    rest = stamp[19:]
+    offset = rest.lstrip(".0123456789") or "Z"
+    return int(datetime.fromisoformat(stamp[:19] + offset).timestamp())
+
+
+def second_percentiles(counts: Counter[int], reference: HdrHistogram) -> tuple[float, float, float]:
+    """p50/p95/p99 (ms) of one second's values, exactly as an HdrHistogram of them reads.
+
+    Same rank rule as HdrHistogram.get_value_at_percentile and the same bucket edge
+    (``reference`` has our histogram layout), without walking a fresh histogram's
+    23,000 buckets three times for every second.
+    """
+    total = sum(counts.values())
+    targets = [max(int(pct * total / 100 + 0.5), 1) for pct in (50.0, 95.0, 99.0)]
+    found: list[float] = []
+    seen = 0
+    for value_us, n in sorted(counts.items()):
+        seen += n
+        while len(found) < 3 and seen >= targets[len(found)]:
+            found.append(reference.get_highest_equivalent_value(value_us) / 1000.0)
+        if len(found) == 3:
+            break
+    return found[0], found[1], found[2]
+
+
+class StreamReader:
+    """Feeds raw k6 lines into a :class:`Tally`, one second's histogram at a time."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self._second_of: dict[str, int] = {}
+        self._open: dict[int, array[int]] = {}
+        self._newest = 0
+
+    def second(self, stamp: str) -> int:
+        tally = self.tally
+        if tally.first_stamp is None or stamp < tally.first_stamp:
+            tally.first_stamp = stamp
+        if tally.last_stamp is None or stamp > tally.last_stamp:
+            tally.last_stamp = stamp
+        key = stamp[:19]
+        sec = self._second_of.get(key)
+        if sec is None:
+            sec = self._second_of[key] = _epoch_second(stamp)
+        return sec
+
+    def count(self, sec: int, failed: bool) -> None:
+        bucket = self.tally.seconds.get(sec)
+        if bucket is None:
+            bucket = self.tally.seconds[sec] = [0, 0]
+        bucket[0] += 1
+        if failed:
+            bucket[1] += 1
+
+    def record(self, sec: int, value_ms: float) -> None:
+        value_us = min(max(round(value_ms * 1000.0), hdr.LOWEST_US), hdr.HIGHEST_US)
+        values = self._open.get(sec)
+        if values is None:
+            if sec < self._newest - WINDOW_S:
+                # Its second is already summarised: it still counts in the total histogram.
+                self.tally.late_samples += 1
+                self.tally.latency.record_value(value_us)
+                return
+            values = self._open[sec] = array("q")
+            if sec > self._newest:
+                self._newest = sec
+                self._close_before(sec - WINDOW_S)
+        values.append(value_us)
+
+    def _close_before(self, limit: int | None) -> None:
+        total = self.tally.latency
+        for sec in sorted(s for s in self._open if limit is None or s < limit):
+            # Equal values are recorded once with their count: far fewer Python calls.
+            counts = Counter(self._open.pop(sec))
+            for value_us, n in counts.items():
+                total.record_value(value_us, n)
+            self.tally.percentiles[sec] = second_percentiles(counts, total)
+
+    def finish(self) -> Tally:
+        self._close_before(None)
+        return self.tally
+
+    def add(self, kind: int, name: str, data: dict[str, Any]) -> None:
+        sec = self.second(data["time"])
+        tags = data.get("tags") or {}
+        value = data["value"]
+        if kind == HTTP:
+            self._add_http(sec, value, tags)
+        elif kind == RTT:
+            self.tally.total += 1
+            self.tally.successful += 1
+            self.record(sec, value)
+            self.count(sec, False)
+        elif kind == FAILURE:
+            self._add_failure(sec, int(value), tags)
+        else:
+            self._add_other(kind, name, sec, value, tags)
+
+    def _add_http(self, sec: int, value: float, tags: dict[str, str]) -> None:
+        tally = self.tally
+        status = tags.get("status", "")
+        expected = tags.get("expected_response")
+        ok = expected == "true" if expected is not None else status[:1] in ("2", "3")
+        tally.total += 1
+        if status and status != "0":  # "0": no response (refused, timed out, ...)
+            tally.status_codes[status] += 1
+            self.record(sec, value)
+        if ok:
+            tally.successful += 1
+        else:
+            tally.errors[error_kind(tags.get("error_code"), status)] += 1
+            if "error" in tags:
+                tally.error_messages[tags["error"]] += 1
+        self.count(sec, not ok)
+        if tally.target is None:
+            tally.target = tags.get("url") or _url_like(tags.get("name"))
+
+    def _add_failure(self, sec: int, n: int, tags: dict[str, str]) -> None:
+        self.tally.total += n
+        self.tally.errors[tags.get("kind", "other")] += n
+        if tags.get("phase") == "connect":
+            self.tally.connect_failures += n
+        for _ in range(n):
+            self.count(sec, True)
+
+    def _add_other(
+        self, kind: int, name: str, sec: int, value: float, tags: dict[str, str]
+    ) -> None:
+        tally = self.tally
+        if kind == VUS:
+            level = int(value)
+            tally.vus_peak = max(tally.vus_peak or 0, level)
+            tally.concurrency[sec] = max(tally.concurrency.get(sec, 0), level)
+        elif kind == VUS_MAX:
+            tally.vus_max_peak = max(tally.vus_max_peak or 0, int(value))
+        elif kind == DROPPED:
+            tally.dropped += int(value)
+            tally.dropped_seen = True
+        elif kind == SESSION_LEN:
+            hdr.record_ms(tally.session_length, value)
+        else:
+            tally.counters[name] += int(value)
+            if kind == SESSIONS and tally.target is None:
+                tally.target = tags.get("url") or _url_like(tags.get("name"))
+
+
+def _open_lines(path: Path) -> io.BufferedIOBase:
+    try:
+        with path.open("rb") as probe:
+            magic = probe.read(2)
+        if magic == b"\x1f\x8b":
+            return gzip.open(path, "rb")
+        return path.open("rb")
+    except OSError as exc:
+        raise ParseError(str(path), "open", exc.strerror or str(exc)) from exc
+
+
+def _iter_blocks(stream: io.BufferedIOBase, tally: Tally) -> Iterator[bytes]:
+    """Blocks of whole lines (about CHUNK_BYTES each); a last line without its newline
+    comes last. A cut or corrupt gzip ends the blocks and sets ``tally.truncated``."""
+    rest = b""
+    try:
+        # read1: what one decompression step gives, so data before a cut is never lost.
+        while data := stream.read1(CHUNK_BYTES):
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield data[:cut]
+            rest = data[cut:]
+    except EOFError:
+        tally.truncated = "the compressed stream ends early (cut gzip)"
+    except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+        tally.truncated = f"corrupt compressed data: {exc}"
+    if rest.strip():
+        yield rest
+
+
+class _LineParser:
+    """Finds the lines we use in each block (a C-speed regex scan) and decodes only those.
+
+    A block whose lines do not all look like k6 lines goes line by line, so a stray line
+    is found and named.
+    """
+
+    def __init__(self, path: Path, reader: StreamReader) -> None:
+        self.path = path
+        self.reader = reader
+        self.lines = 0
+        self.pending: tuple[int, str] | None = None
+        self._why = ""
+
+    def feed(self, block: bytes) -> None:
+        self._raise_pending()
+        count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        # A block whose every line starts like a k6 line is scanned fast; anything else is
+        # read line by line to name the bad line.
+        if block.count(POINT_PREFIX) + block.count(METRIC_PREFIX) == count:
+            for match in NEEDED_LINE.finditer(block):
+                start = match.start()
+                if start and block[start - 1] != NEWLINE:
+                    continue
+                self._raise_pending()
+                name = match.group(1)
+                if not self._take(match.group(0), KINDS_BY_BYTES[name], name.decode()):
+                    self._fail(self.lines + block.count(b"\n", 0, start) + 1)
+            if self.pending is not None and self.pending[0] < self.lines + count:
+                self._raise_pending()  # the bad line is not the last one read
+        else:
+            for number, line in enumerate(block.splitlines(), start=self.lines + 1):
+                self._raise_pending()
+                self._take_any(line, number)
+        self.lines += count
+        self.reader.tally.lines = self.lines
+
+    def _raise_pending(self) -> None:
+        # A bad line followed by more data is corruption, not a line cut short at the end.
+        if self.pending is not None:
+            raise ParseError(str(self.path), f"line {self.pending[0]}", self.pending[1])
+
+    def _take(self, line: bytes, kind: int, name: str) -> bool:
+        try:
+            obj = DECODE(line.decode())
+            self.reader.add(kind, name, obj["data"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._why = f"malformed k6 line: {exc!s:.120}"
+            return False
+        return True
+
+    def _take_any(self, line: bytes, number: int) -> None:
+        if line.startswith(POINT_PREFIX):
+            end = line.find(b'"', 11)
+            kind = KINDS_BY_BYTES.get(line[11:end])
+            if kind is not None and not self._take(line, kind, line[11:end].decode()):
+                self._fail(number)
+            return
+        if line.startswith(METRIC_PREFIX) or not line.strip():
+            return
+        try:  # valid JSON in another key order is still k6 output
+            obj = json.loads(line)
+        except ValueError as exc:
+            self.pending = (number, f"not JSON: {exc}")
+            return
+        if not isinstance(obj, dict) or obj.get("type") not in ("Point", "Metric"):
+            raise ParseError(str(self.path), f"line {number}", "not a k6 JSON output line")
+        name = str(obj.get("metric"))
+        if obj["type"] == "Point" and name in KINDS and not self._take(line, KINDS[name], name):
+            self._fail(number)
+
+    def _fail(self, number: int) -> None:
+        self.pending = (number, self._why)
+
+
+def read_raw(path: Path, *, partial_ok: bool = False) -> Tally:
+    """Stream a raw k6 JSON output (.json or .gz) into a Tally.
+
+    A malformed line is a ParseError naming the line. A file cut short (k6 stopped
+    mid-write, or a truncated copy) is a ParseError too, unless ``partial_ok`` (the run
+    was interrupted): then what was read is kept and ``tally.truncated`` says where it ended.
+    """
+    reader = StreamReader()
+    tally = reader.tally
+    parser = _LineParser(path, reader)
+    with _open_lines(path) as stream:
+        for block in _iter_blocks(stream, tally):
+            parser.feed(block)
+    if parser.pending is not None:
+        tally.truncated = tally.truncated or f"the last line is cut short ({parser.pending[1]})"
+    if tally.truncated:
+        where = f"after line {tally.lines}"
+        if not partial_ok:
+            raise ParseError(str(path), where, tally.truncated)
+        tally.truncated = f"{where}: {tally.truncated}"
+    if tally.lines == 0:
+        raise ParseError(str(path), "line 1", "file is empty")
+    return reader.finish()
