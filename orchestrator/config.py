@@ -373,7 +373,7 @@ def parse_config(
         raise ConfigError(f"{label}: {format_validation(exc)}") from None
     config._secrets = tuple(dict.fromkeys(v for v in used if v))
     # Cross-references (endpoint and scenario names) need the built-in suites.
-    from orchestrator.suites import check_config  # noqa: PLC0415 - suites imports this module
+    from orchestrator.suites import check_config
 
     problems = check_config(config)
     if problems:

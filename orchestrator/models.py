@@ -174,9 +174,9 @@ class LoadTestResult(Model):
     target: str = Field(description="Target URL (credentials redacted).")
     concurrency: int = Field(description="Peak concurrent connections / virtual users.")
     duration: float = Field(description="Measured seconds of load.")
-    total_requests: int
-    successful_requests: int
-    failed_requests: int
+    total_requests: int | None = Field(description="None when the tool's output was unreadable.")
+    successful_requests: int | None
+    failed_requests: int | None
     error_rate: float | None = Field(description="failedRequests / totalRequests, in percent.")
     throughput: float | None = Field(description="Completed requests per second.")
     response_time: ResponseTime

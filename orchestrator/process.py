@@ -12,6 +12,7 @@ are launched here with :class:`subprocess.Popen`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -125,10 +126,8 @@ class _Pump(threading.Thread):
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _group_alive(pgid: int) -> bool:
@@ -141,7 +140,9 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def stop_process_group(proc: subprocess.Popen[bytes], first: signal.Signals = signal.SIGINT) -> None:
+def stop_process_group(
+    proc: subprocess.Popen[bytes], first: signal.Signals = signal.SIGINT
+) -> None:
     """Interrupt, then terminate, then kill the whole group until it is gone."""
     pgid = proc.pid
     for sig, grace in (

@@ -10,7 +10,7 @@ MASK = "***"
 SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key"}
 )
-_SECRET_KEYS = r"(?:password|passwd|secret|token|api[_-]?key|access[_-]?key)"
+_SECRET_KEYS = r"(?:password|passwd|secret|token|api[_-]?key|access[_-]?key)"  # noqa: S105
 # "password": "x"  /  password: x  /  password=x
 _KEY_VALUE = re.compile(
     rf"""(?P<key>["']?{_SECRET_KEYS}["']?\s*[:=]\s*)(?P<quote>["']?)(?P<value>[^"'\s,&}}]+)""",
@@ -35,11 +35,15 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     return {k: (MASK if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
 
 
-def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Mask known secret values, bearer tokens, password-like keys and URL passwords."""
+def redact_text(text: str, secrets: tuple[str, ...] = (), keys: bool = True) -> str:
+    """Mask known secret values, bearer tokens, URL passwords and (``keys``) values of
+    password-like keys; reports pass ``keys=False`` since an endpoint such as
+    ``/api/livekit/token`` may be a key there."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, MASK)
     text = _URL_PASSWORD.sub(lambda m: m.group("prefix") + MASK, text)
     text = _AUTH_VALUE.sub(lambda m: m.group("scheme") + MASK, text)
+    if not keys:
+        return text
     return _KEY_VALUE.sub(lambda m: m.group("key") + m.group("quote") + MASK, text)

@@ -11,9 +11,9 @@ ADAPTERS: dict[str, Adapter] = {}
 
 def _register() -> None:
     # Imported here so that `orchestrate --help` does not import every adapter.
-    from orchestrator.adapters import autocannon
+    from orchestrator.adapters import artillery, autocannon, k6
 
-    ADAPTERS.update({"autocannon": autocannon})
+    ADAPTERS.update({"autocannon": autocannon, "artillery": artillery, "k6": k6})
 
 
 def get_adapter(tool: str) -> Adapter:

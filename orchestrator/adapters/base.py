@@ -7,7 +7,6 @@ command and config files from a :class:`Scenario`, (2) is run by the shared runn
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +62,7 @@ def write_config(
     """
     real = private_dir / name
     real.write_text(content, encoding="utf-8")
-    os.chmod(real, 0o600)
+    real.chmod(0o600)
     workdir.mkdir(parents=True, exist_ok=True)
     saved = workdir / name
     saved.write_text(redact_text(content, secrets), encoding="utf-8")

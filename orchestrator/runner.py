@@ -1,0 +1,215 @@
+"""Run one scenario with one tool: prepare, sample, run, parse, attach, save.
+
+The result file is written whatever happens after the tool started: a failed parse
+becomes a ``tool_failed`` result that points at the raw output, Ctrl-C an
+``interrupted`` result with what was measured.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orchestrator import process
+from orchestrator.adapters import check_supports
+from orchestrator.adapters.base import Invocation
+from orchestrator.errors import ParseError
+from orchestrator.models import LoadTestResult, ResponseTime, Status
+from orchestrator.process import OutputSink, ToolRun
+from orchestrator.progress import Progress
+from orchestrator.redact import redact_url
+from orchestrator.samplers import ProcessTreeSampler, Sampler, generator_sampler, generator_usage
+from orchestrator.scenarios import Scenario
+from orchestrator.targets import LocatedTarget
+
+LOG = logging.getLogger(__name__)
+
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class RunSettings:
+    sample_interval: float = 1.0
+    sink: OutputSink | None = process.write_to_stderr
+    # Show a progress line (live figures) instead of the tool's raw output.
+    progress: bool = False
+
+
+def run_scenario(
+    scenario: Scenario,
+    tool: str,
+    workdir: Path,
+    target: LocatedTarget | None,
+    settings: RunSettings | None = None,
+    unsampled_reason: str = "no local target process to sample",
+) -> LoadTestResult:
+    """Run ``scenario`` with ``tool`` and save ``workdir/result.json``; never loses a result."""
+    settings = settings or RunSettings()
+    adapter = check_supports(tool, scenario)
+    workdir.mkdir(parents=True, exist_ok=True)
+    invocation = adapter.prepare(scenario, workdir)
+    t0 = time.monotonic()
+    samplers: dict[str, Sampler] = {}
+    generator: list[ProcessTreeSampler] = []
+
+    def watch_generator(pid: int) -> None:
+        sampler = generator_sampler(pid, settings.sample_interval, t0=t0)
+        generator.append(sampler)
+        samplers["generator"] = sampler
+        sampler.start()
+
+    with ExitStack() as cleanup:
+        cleanup.callback(_remove_private, invocation)
+        if target is not None:
+            samplers["target"] = target.sampler(settings.sample_interval, t0)
+            samplers["target"].start()
+        sink = settings.sink
+        if settings.progress:
+            progress = Progress(
+                scenario.name,
+                scenario.shape.total_duration,
+                rss=lambda: _latest_rss(samplers.get("target")),
+            )
+            sink = cleanup.enter_context(progress).feed
+        try:
+            run = process.run_tool(
+                invocation.argv,
+                timeout=invocation.timeout,
+                log_path=workdir / "tool.log",
+                env={**os.environ, **invocation.env},
+                cwd=workdir,
+                sink=sink,
+                on_start=watch_generator,
+            )
+        finally:
+            for sampler in samplers.values():
+                sampler.stop()
+    result = _parse(adapter.parse, scenario, invocation, run)
+    result = _attach_usage(result, samplers.get("target"), generator, invocation, unsampled_reason)
+    save_result(result, workdir / RESULT_FILE)
+    return result
+
+
+def _latest_rss(sampler: Sampler | None) -> int | None:
+    series = sampler.series if sampler is not None else []
+    return series[-1].rss_bytes if series else None
+
+
+def _parse(
+    parse: object, scenario: Scenario, invocation: Invocation, run: ToolRun
+) -> LoadTestResult:
+    assert callable(parse)
+    try:
+        result = parse(scenario, invocation, run)
+        assert isinstance(result, LoadTestResult)
+    except ParseError as exc:
+        LOG.error("%s", exc)  # noqa: TRY400 - one line, not a traceback
+        return failed_result(scenario, invocation.tool, run, invocation, str(exc))
+    if run.interrupted and result.status is not Status.INTERRUPTED:
+        detail = "stopped by Ctrl-C; the result holds what was measured"
+        result = result.model_copy(update={"status": Status.INTERRUPTED, "status_detail": detail})
+    return result
+
+
+def failed_result(
+    scenario: Scenario, tool: str, run: ToolRun, invocation: Invocation, why: str
+) -> LoadTestResult:
+    """A result for a run whose output could not be read: every measurement unknown."""
+    status = Status.INTERRUPTED if run.interrupted else Status.TOOL_FAILED
+    reason = f"{tool} {run.describe_failure()}; {why}" if not run.ok else why
+    unknown = "tool output unreadable: " + why
+    return LoadTestResult(
+        scenario=scenario.name,
+        tool=tool,
+        protocol=scenario.protocol,
+        workload_model=scenario.shape.model,
+        latency_measures="unknown (no output)",
+        target=redact_url(scenario.base_url),
+        concurrency=scenario.shape.peak,
+        duration=run.elapsed,
+        total_requests=None,
+        successful_requests=None,
+        failed_requests=None,
+        error_rate=None,
+        throughput=None,
+        response_time=ResponseTime(),
+        started_at=run.started,
+        ended_at=run.ended,
+        status=status,
+        status_detail=reason,
+        raw_output=str(invocation.output_path),
+        missing={
+            "totalRequests": unknown,
+            "errorRate": unknown,
+            "throughput": unknown,
+            "responseTime": unknown,
+        },
+    )
+
+
+def _attach_usage(
+    result: LoadTestResult,
+    target: Sampler | None,
+    generator: list[ProcessTreeSampler],
+    invocation: Invocation,
+    unsampled_reason: str,
+) -> LoadTestResult:
+    update: dict[str, object] = {}
+    missing = dict(result.missing)
+    if target is not None:
+        usage = target.usage()
+        update["resource_usage"] = usage
+        if usage.target_exit is not None and result.status is Status.COMPLETED:
+            update["status"] = Status.TARGET_FAILED
+            update["status_detail"] = (
+                f"the target exited {usage.target_exit.t:.1f} s into the run "
+                f"(exit code {usage.target_exit.exit_code})"
+            )
+    else:
+        missing["resourceUsage"] = unsampled_reason
+    if generator:
+        gen = generator_usage(generator[0], invocation.cpu_capacity_percent)
+        update["generator"] = gen
+        update["generator_saturated"] = gen.saturated
+    update["missing"] = missing
+    return result.model_copy(update=update)
+
+
+def save_result(result: LoadTestResult, path: Path) -> Path:
+    """Write atomically, so a reader never sees half a result."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(result.to_json(), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _remove_private(invocation: Invocation) -> None:
+    if invocation.private_dir is not None:
+        shutil.rmtree(invocation.private_dir, ignore_errors=True)
+
+
+def new_run_dir(report_dir: Path, label: str) -> Path:
+    """``<report_dir>/<UTC timestamp>-<label>``, plus a ``latest`` link to it."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = report_dir / f"{stamp}-{label}"
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = report_dir / f"{stamp}-{label}-{suffix}"
+    run_dir.mkdir(parents=True)
+    latest = report_dir / "latest"
+    try:
+        if latest.is_symlink():
+            latest.unlink()
+        if not latest.exists():
+            latest.symlink_to(run_dir.name)
+    except OSError:
+        LOG.debug("could not update %s", latest)
+    return run_dir

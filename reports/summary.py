@@ -1,0 +1,181 @@
+"""Human-readable views of results: a console table and Markdown, built from one row model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from orchestrator.models import LoadTestResult, Threshold
+
+MB = 1_000_000
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if value < 1:
+        return f"{value * 1000:.0f} µs"
+    if value < 100:
+        return f"{value:.2f} ms"
+    return f"{value:,.0f} ms"
+
+
+def fmt_num(value: float | None, digits: int = 1, suffix: str = "") -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}{suffix}"
+
+
+def fmt_int(value: int | None) -> str:
+    return "n/a" if value is None else f"{value:,}"
+
+
+def fmt_bytes(value: int | None, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    sign = "+" if signed and value >= 0 else ""
+    return f"{sign}{value / MB:,.1f} MB"
+
+
+def fmt_threshold(check: Threshold) -> str:
+    verdict = {True: "PASS", False: "FAIL", None: "NOT MEASURED"}[check.passed]
+    measured = "n/a" if check.measured is None else f"{check.measured:,.4g}"
+    return f"{verdict}  {check.metric} {check.op} {check.limit:g} (measured {measured})"
+
+
+def summary_rows(result: LoadTestResult) -> list[tuple[str, str]]:
+    """(label, value) pairs shown for one result, in reading order."""
+    rt = result.response_time
+    latency_note = "" if rt.source in (None, "histogram") else f" ({rt.source})"
+    rows = [
+        ("scenario", f"{result.scenario} ({result.tool} {result.tool_version or ''})".strip()),
+        (
+            "status",
+            result.status.value + (f": {result.status_detail}" if result.status_detail else ""),
+        ),
+        ("target", result.target),
+        (
+            "load",
+            f"{result.concurrency} {'users' if result.workload_model == 'closed' else 'peak rate'}"
+            f", {result.duration:.1f} s, {result.workload_model} model",
+        ),
+        (
+            "requests",
+            f"{fmt_int(result.total_requests)} total, {fmt_int(result.failed_requests)} failed",
+        ),
+        ("error rate", fmt_num(result.error_rate, 3, " %")),
+        ("throughput", fmt_num(result.throughput, 1, " req/s")),
+        (
+            "latency" + latency_note,
+            f"p50 {fmt_ms(rt.p50)}  p95 {fmt_ms(rt.p95)}  p99 {fmt_ms(rt.p99)}  "
+            f"max {fmt_ms(rt.max)}",
+        ),
+    ]
+    if result.errors:
+        rows.append(("errors", ", ".join(f"{k}: {v:,}" for k, v in sorted(result.errors.items()))))
+    if result.websocket is not None:
+        ws = result.websocket
+        rows.append(
+            (
+                "websocket",
+                f"{fmt_int(ws.connections_attempted)} connections ({fmt_int(ws.connections_failed)}"
+                f" failed), {fmt_int(ws.messages_sent)} sent / {fmt_int(ws.messages_received)} "
+                f"received, {fmt_num(ws.message_rate, 1, ' msg/s')}",
+            )
+        )
+    if result.load_not_delivered:
+        rows.append(
+            ("not delivered", f"{result.load_not_delivered:,} (the tool could not keep up)")
+        )
+    usage = result.resource_usage
+    if usage is not None:
+        rows.append(
+            (
+                "target memory",
+                f"{fmt_bytes(usage.memory_start)} -> {fmt_bytes(usage.memory_end)} "
+                f"({fmt_bytes(usage.memory_delta, signed=True)}), "
+                f"peak {fmt_bytes(usage.memory_peak)}",
+            )
+        )
+        rows.append(
+            (
+                "target cpu",
+                f"mean {fmt_num(usage.cpu_percent_mean)} %, max {fmt_num(usage.cpu_percent_max)} %",
+            )
+        )
+    elif "resourceUsage" in result.missing:
+        rows.append(("target resources", "not sampled: " + result.missing["resourceUsage"]))
+    if result.generator is not None:
+        gen = result.generator
+        flag = "  SATURATED: these numbers measured the load generator" if gen.saturated else ""
+        rows.append(
+            (
+                "generator cpu",
+                f"mean {fmt_num(gen.cpu_percent_mean)} %, max {fmt_num(gen.cpu_percent_max)} % "
+                f"of {gen.cpu_capacity_percent:.0f} %{flag}",
+            )
+        )
+    rows.extend(("SLA", fmt_threshold(check)) for check in result.thresholds)
+    if result.raw_output:
+        rows.append(("raw output", result.raw_output))
+    return rows
+
+
+@dataclass
+class VerdictRow:
+    scenario: str
+    tool: str
+    status: str
+    verdict: str
+    checks: str
+
+
+def verdict_rows(results: Sequence[LoadTestResult], skipped: dict[str, str]) -> list[VerdictRow]:
+    rows = []
+    for result in results:
+        checks = result.thresholds
+        if result.status.value != "completed":
+            verdict = result.status.value.upper().replace("_", " ")
+        elif any(c.passed is False for c in checks):
+            verdict = "FAIL"
+        elif any(c.passed is None for c in checks):
+            verdict = "NOT MEASURED"
+        else:
+            verdict = "PASS"
+        rows.append(
+            VerdictRow(
+                result.scenario,
+                result.tool,
+                result.status.value,
+                verdict,
+                "; ".join(fmt_threshold(c) for c in checks) or "no thresholds",
+            )
+        )
+    rows.extend(VerdictRow(name, "-", "skipped", "SKIPPED", why) for name, why in skipped.items())
+    return rows
+
+
+def render_markdown(
+    title: str,
+    results: Sequence[LoadTestResult],
+    skipped: dict[str, str] | None = None,
+    suite_checks: Sequence[Threshold] = (),
+) -> str:
+    lines = [f"# {title}", ""]
+    verdicts = verdict_rows(results, skipped or {})
+    if len(verdicts) > 1 or suite_checks:
+        lines += ["| scenario | tool | verdict | checks |", "|---|---|---|---|"]
+        lines += [f"| {r.scenario} | {r.tool} | {r.verdict} | {r.checks} |" for r in verdicts]
+        lines.append("")
+        if suite_checks:
+            lines += ["## Suite-wide", ""]
+            lines += [f"- {fmt_threshold(c)}" for c in suite_checks]
+            lines.append("")
+    for result in results:
+        lines += [f"## {result.scenario}", "", "| | |", "|---|---|"]
+        lines += [
+            f"| {label} | {value.replace('|', '/')} |" for label, value in summary_rows(result)
+        ]
+        if result.missing:
+            lines += ["", "Not measured:", ""]
+            lines += [f"- `{key}`: {why}" for key, why in sorted(result.missing.items())]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""Write the report directory: JSON (machine), Markdown (people), CSV (spreadsheets)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orchestrator.models import LoadTestResult, Threshold
+from orchestrator.redact import redact_text
+from reports.summary import render_markdown, verdict_rows
+
+CSV_FIELDS = (
+    "scenario",
+    "tool",
+    "status",
+    "concurrency",
+    "duration",
+    "totalRequests",
+    "failedRequests",
+    "errorRate",
+    "throughput",
+    "responseTime.p50",
+    "responseTime.p95",
+    "responseTime.p99",
+    "responseTime.max",
+    "resourceUsage.memoryDelta",
+    "generatorSaturated",
+)
+
+
+def _dig(data: dict[str, object], path: str) -> object:
+    value: object = data
+    for key in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def write_report(
+    run_dir: Path,
+    title: str,
+    results: Sequence[LoadTestResult],
+    *,
+    skipped: dict[str, str] | None = None,
+    suite_checks: Sequence[Threshold] = (),
+    exit_code: int | None = None,
+    secrets: tuple[str, ...] = (),
+) -> list[Path]:
+    """Write summary.json, summary.md and results.csv; returns the paths written."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    skipped = skipped or {}
+    dumped = [r.model_dump(mode="json", by_alias=True) for r in results]
+    summary = {
+        "title": title,
+        "writtenAt": datetime.now(UTC).isoformat(),
+        "exitCode": exit_code,
+        "verdicts": [row.__dict__ for row in verdict_rows(results, skipped)],
+        "suiteThresholds": [c.model_dump(mode="json", by_alias=True) for c in suite_checks],
+        "skipped": skipped,
+        "results": dumped,
+    }
+    written = [
+        _write(run_dir / "summary.json", json.dumps(summary, indent=2), secrets),
+        _write(
+            run_dir / "summary.md", render_markdown(title, results, skipped, suite_checks), secrets
+        ),
+    ]
+    csv_path = run_dir / "results.csv"
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_FIELDS)
+        for row in dumped:
+            writer.writerow(["" if (v := _dig(row, f)) is None else v for f in CSV_FIELDS])
+    written.append(csv_path)
+    return written
+
+
+def _write(path: Path, text: str, secrets: tuple[str, ...]) -> Path:
+    path.write_text(redact_text(text, secrets, keys=False), encoding="utf-8")
+    return path
