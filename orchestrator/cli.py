@@ -245,19 +245,26 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="orchestrate: %(levelname)s: %(message)s")
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="orchestrate", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        # Outside standalone mode typer returns a command's `typer.Exit(code)` instead of
+        # exiting: that return value is the exit code.
+        code = command.main(args=argv, prog_name="orchestrate", standalone_mode=False)
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except (click.ClickException, typer.TyperException) as exc:
+        # Typer >= 0.20 bundles its own click: its usage errors are TyperExceptions.
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"orchestrate: error: {exc.format_message()}", file=sys.stderr)
         return int(ExitCode.USAGE)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, click.exceptions.Abort, typer.Abort):
         print("orchestrate: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except FatalError as exc:
         print(f"orchestrate: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -111,7 +111,7 @@ class SingleRun:
                     path=path,
                     headers=self.headers,
                     messages=[WsMessage(payload=m) for m in self.messages or DEFAULT_WS_MESSAGES],
-                    loops=1_000_000,  # keep sending until the duration is over
+                    loops=1,  # closed model: each user repeats the flow until the end
                 )
                 if protocol == "ws"
                 else None,

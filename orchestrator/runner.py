@@ -52,6 +52,8 @@ def run_scenario(
     """Run ``scenario`` with ``tool`` and save ``workdir/result.json``; never loses a result."""
     settings = settings or RunSettings()
     adapter = check_supports(tool, scenario)
+    # The tool runs with cwd=workdir: a relative path in its argv would be taken from there.
+    workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     invocation = adapter.prepare(scenario, workdir)
     t0 = time.monotonic()

@@ -393,9 +393,21 @@ def parse_run(
     run: ToolRun | None,
     tool_version: str | None,
 ) -> LoadTestResult:
-    """A run made by orchestrate: Artillery's counters plus our processor's exact data."""
-    report = load_report(output_path)
+    """A run made by orchestrate: Artillery's counters plus our processor's exact data.
+
+    Artillery writes ``--output`` only when it ends normally; after Ctrl-C or a kill the
+    processor's own data (flushed every second) still holds what was measured.
+    """
     workers = load_worker_data(data_dir)
+    # HTTP counts come from Artillery itself, so only WebSocket runs can be salvaged.
+    salvaged = (
+        scenario.protocol == "ws"
+        and not output_path.exists()
+        and bool(workers)
+        and run is not None
+        and not run.ok
+    )
+    report = report_from_workers(workers) if salvaged else load_report(output_path)
     target = scenario.ws_url if scenario.protocol == "ws" else scenario.base_url
     result = build_result(
         report,
@@ -411,7 +423,25 @@ def parse_run(
     )
     if not workers:
         result.missing["histogram"] = f"the processor wrote no data in {data_dir}; {SKETCH}"
+    if salvaged:
+        result.missing["errors"] = (
+            f"Artillery wrote no {output_path.name} (it was stopped): counts and latencies "
+            "come from orchestrate's processor, error kinds are not known"
+        )
     return result
+
+
+def report_from_workers(workers: list[WorkerData]) -> Report:
+    """Artillery's aggregate rebuilt from our processor's counters (no error kinds)."""
+    counters: dict[str, float] = {}
+    for worker in workers:
+        for name, value in worker.counters.items():
+            key = f"orchestrate.{name}"
+            counters[key] = counters.get(key, 0) + value
+    stamps = [second.t for worker in workers for second in worker.seconds]
+    first = min(stamps) * 1000.0 if stamps else None
+    last = (max(stamps) + 1) * 1000.0 if stamps else None
+    return Report(aggregate=Period(counters=counters, firstMetricAt=first, lastMetricAt=last))
 
 
 def parse_output_file(

@@ -16,7 +16,7 @@ from orchestrator.adapters import artillery
 from orchestrator.errors import ParseError
 from orchestrator.models import LoadTestResult, Status
 from orchestrator.process import ToolRun, run_tool
-from orchestrator.scenarios import Scenario
+from orchestrator.scenarios import LoadShape, Scenario, WsFlow, WsMessage
 from parsers import artillery as parser
 
 FIXTURES = Path(__file__).parent / "fixtures" / "artillery"
@@ -362,3 +362,44 @@ def test_real_http_run(node_tools: Path, reference_target: Any, tmp_path: Path) 
     assert result.response_time.source == "histogram"
     assert result.histogram is not None
     assert hist.decode(result.histogram).get_total_count() == result.total_requests
+
+
+@pytest.mark.load
+def test_interrupted_ws_run_keeps_what_was_measured(
+    reference_target: Any, node_tools: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C before Artillery writes --output: the processor's data is still the result."""
+    import signal
+    import threading
+
+    from orchestrator import process
+
+    scenario = Scenario(
+        name="ws-interrupted",
+        protocol="ws",
+        base_url=reference_target.url,
+        ws=WsFlow(messages=[WsMessage(payload='{"type":"ping"}', think=0.05)]),
+        shape=LoadShape.constant(5, 30.0),
+    )
+    invocation = artillery.prepare(scenario, tmp_path)
+    started: list[int] = []
+    timer = threading.Timer(6.0, lambda: os.killpg(started[0], signal.SIGINT))
+    timer.start()
+    try:
+        run = process.run_tool(
+            invocation.argv,
+            timeout=invocation.timeout,
+            log_path=tmp_path / "tool.log",
+            env={**os.environ, **invocation.env},
+            sink=None,
+            on_start=started.append,
+        )
+    finally:
+        timer.cancel()
+    assert run.elapsed < 25
+    result = artillery.parse(scenario, invocation, run)
+    assert result.websocket is not None
+    assert result.websocket.connections_open == 5
+    assert result.total_requests and result.total_requests > 10
+    assert result.response_time.p50 is not None
+    assert "errors" in result.missing

@@ -173,13 +173,14 @@ def _phase_seconds(value: int | str) -> float:
 
 
 def flow_pass_seconds(scenario: Scenario) -> float:
-    """Longest time one pass over a user's flow can take (replies time out)."""
+    """Longest time a user can go on after the shape ended: users start no new loop
+    then (processor.js), so one loop, whose replies may each time out."""
     if scenario.ws is None:
         return scenario.timeout + scenario.think_time
     per_loop = sum(
         m.think + (scenario.timeout if m.expect_reply else 0.0) for m in scenario.ws.messages
     )
-    return CONNECT_TIMEOUT_S + per_loop * scenario.ws.loops
+    return CONNECT_TIMEOUT_S + per_loop
 
 
 def ws_variables(scenario: Scenario) -> dict[str, Any]:

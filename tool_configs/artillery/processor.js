@@ -119,6 +119,16 @@ function keepGoing(spec) {
   return true;
 }
 
+// Whether a user should go on to its flow's next loop: not once the shape is over (a
+// flow may have more loops than the shape has time for), nor in the closed model when
+// more users are active than the shape's level.
+function wantsAnotherLoop(spec) {
+  const shape = spec.shape;
+  if (!shape || clockStart === null) return true;
+  if (shape.model === 'closed') return keepGoing(spec);
+  return levelAt(shape, (Date.now() - clockStart) / 1000) >= 0;
+}
+
 function noteArrival(spec) {
   if (clockStart === null && spec.shape) {
     clockStart = Date.now() - (spec.shape.firstArrivalMs || 0);
@@ -225,8 +235,10 @@ function withTimeout(promise, ms) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function runFlow(conversation, flow, timeoutMs, ee) {
+async function runFlow(conversation, spec, timeoutMs, ee) {
+  const flow = spec.ws;
   for (let loop = 0; loop < flow.loops; loop++) {
+    if (loop > 0 && !wantsAnotherLoop(spec)) return;
     for (const message of flow.messages) {
       const reply = conversation.send(message.payload);
       if (message.expectReply) {
@@ -271,7 +283,7 @@ async function orchestrateWsSession(context, ee) {
   const conversation = new Conversation(ws, ee);
   try {
     do {
-      await runFlow(conversation, flow, timeoutMs, ee);
+      await runFlow(conversation, spec, timeoutMs, ee);
       left = !keepGoing(spec);
     } while (!left);
   } finally {
