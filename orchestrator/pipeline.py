@@ -185,9 +185,13 @@ def open_target(
     yield located, reason
 
 
-def run_single(request: SingleRun) -> int:
+def measure_single(request: SingleRun) -> tuple[LoadTestResult | None, Path]:
+    """Run one load test and write its report; (result, report dir).
+
+    The report is written even when the run fails or is interrupted; the result is None
+    only when nothing was measured (e.g. the target could not be started).
+    """
     from orchestrator import sla
-    from reports.console import print_result
     from reports.writer import write_report
 
     scenario = request.scenario()
@@ -202,16 +206,14 @@ def run_single(request: SingleRun) -> int:
     try:
         with open_target(request.target_spec(), request.url, run_dir) as (target, reason):
             result = run_scenario(
-                scenario,
-                request.tool,
-                run_dir / scenario.name,
-                target,
-                settings,
-                unsampled_reason=reason,
+                scenario, request.tool, run_dir / scenario.name, target, settings, reason
             )
         result = result.model_copy(update={"thresholds": sla.evaluate(result, specs, scenario)})
         results.append(result)
         code = sla.suite_exit_code(results)
+    except KeyboardInterrupt:
+        code = ExitCode.INTERRUPTED
+        raise
     finally:
         write_report(
             run_dir,
@@ -220,10 +222,18 @@ def run_single(request: SingleRun) -> int:
             exit_code=int(code),
             secrets=tuple(request.headers.values()),
         )
-        for result in results:
-            print_result(result)
-        print(f"report: {run_dir}", file=sys.stderr)
-    return int(code)
+    return (results[0] if results else None), run_dir
+
+
+def run_single(request: SingleRun) -> int:
+    from orchestrator import sla
+    from reports.console import print_result
+
+    result, run_dir = measure_single(request)
+    if result is not None:
+        print_result(result)
+    print(f"report: {run_dir}", file=sys.stderr)
+    return int(sla.suite_exit_code([result] if result else []))
 
 
 def import_files(tool: str, files: Sequence[Path], report_dir: Path) -> int:

@@ -83,6 +83,23 @@ METRICS: dict[str, Metric] = {
     "aggregateWsMessageRate": Metric("aggregateWsMessageRate", "rate", "suite"),
     "memoryDeltaPer100Users": Metric("memoryDeltaPer100Users", "bytes", "suite"),
 }
+_SHOW: dict[str, Callable[[float], str]] = {
+    "percent": lambda v: f"{v:.3g}%",
+    "ms": lambda v: f"{v:.3g} ms",
+    "rate": lambda v: f"{v:,.1f}/s",
+    "bytes": lambda v: f"{v / 1e6:,.1f} MB",
+    "count": lambda v: f"{v:,.0f}",
+}
+
+
+def format_metric(metric: str, value: float | None) -> str:
+    """A value of ``metric`` with its unit, as reports show it ("n/a" when unmeasured)."""
+    if value is None:
+        return "n/a"
+    known = METRICS.get(metric) or METRICS.get(_ALIASES.get(metric, ""))
+    return _SHOW[known.unit](value) if known else f"{value:,.4g}"
+
+
 # Full result paths are accepted as names too ("responseTime.p95" == "p95").
 _ALIASES = {
     m.path: name for name, m in METRICS.items() if name not in (m.path, "throughputPerEndpoint")

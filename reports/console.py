@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.models import LoadTestResult, Threshold
-from reports.summary import fmt_threshold, summary_rows, verdict_rows
+from reports.summary import check_verdict, fmt_threshold, summary_rows, verdict_rows
 
 if TYPE_CHECKING:
     from orchestrator.tools import ToolStatus
@@ -43,7 +43,9 @@ def print_verdicts(
         style = STYLE.get(row.verdict, "red")
         table.add_row(row.scenario, row.tool, f"[{style}]{row.verdict}[/]", row.checks)
     for check in suite_checks:
-        table.add_row("(suite)", "-", fmt_threshold(check).split()[0], fmt_threshold(check))
+        verdict = check_verdict(check)
+        style = STYLE.get(verdict, "red")
+        table.add_row("(suite)", "-", f"[{style}]{verdict}[/]", fmt_threshold(check))
     _console().print(table)
 
 

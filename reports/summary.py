@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.models import LoadTestResult, Threshold
+from orchestrator.sla import format_metric
 
 MB = 1_000_000
 
@@ -35,10 +36,16 @@ def fmt_bytes(value: int | None, signed: bool = False) -> str:
     return f"{sign}{value / MB:,.1f} MB"
 
 
+def check_verdict(check: Threshold) -> str:
+    return {True: "PASS", False: "FAIL", None: "NOT MEASURED"}[check.passed]
+
+
 def fmt_threshold(check: Threshold) -> str:
-    verdict = {True: "PASS", False: "FAIL", None: "NOT MEASURED"}[check.passed]
-    measured = "n/a" if check.measured is None else f"{check.measured:,.4g}"
-    return f"{verdict}  {check.metric} {check.op} {check.limit:g} (measured {measured})"
+    verdict = check_verdict(check)
+    limit = format_metric(check.metric, check.limit)
+    measured = format_metric(check.metric, check.measured)
+    detail = f"; {check.detail}" if check.detail and check.passed is None else ""
+    return f"{verdict} {check.metric} {check.op} {limit} (measured {measured}{detail})"
 
 
 def summary_rows(result: LoadTestResult) -> list[tuple[str, str]]:

@@ -84,6 +84,27 @@ function dump() {
 // The worker may be stopped with process.exit() at any moment: flush now and then, and
 // once more on exit.
 setInterval(dump, FLUSH_MS).unref();
+
+// One figures line a second, in the format orchestrate's progress display reads.
+function p95Of(values) {
+  const pairs = [...values.entries()].sort((a, b) => a[0] - b[0]);
+  const total = pairs.reduce((n, [, c]) => n + c, 0);
+  let seen = 0;
+  for (const [us, c] of pairs) {
+    seen += c;
+    if (seen >= 0.95 * total) return us / 1000;
+  }
+  return null;
+}
+
+function logLastSecond() {
+  const b = seconds.get(Math.floor(Date.now() / 1000) - 1);
+  if (!b) return;
+  const p95 = p95Of(b.values);
+  const tail = p95 === null ? '' : `, p95 ${p95.toFixed(2)} ms`;
+  process.stderr.write(`  worker ${threadId}: ${b.requests} req/s, ${b.errors} failed${tail}\n`);
+}
+setInterval(logLastSecond, 1000).unref();
 process.on('exit', dump);
 
 function nowMs() {
