@@ -135,10 +135,10 @@ def suite(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide the tools' output.")] = False,
 ) -> None:
     """Run a named suite of scenarios, judge each against its SLA, exit with the verdict."""
-    from orchestrator import pipeline
+    from orchestrator import suite_run
 
     raise typer.Exit(
-        pipeline.run_suite_command(
+        suite_run.run_suite_command(
             name,
             config_path=config,
             scale=scale,

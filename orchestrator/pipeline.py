@@ -7,37 +7,36 @@ interrupted run still leaves what it measured.
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
 import socket
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from orchestrator import tools
 from orchestrator.adapters import check_supports
-from orchestrator.config import LoginConfig
 from orchestrator.config_file import format_validation
-from orchestrator.errors import ConfigError, ExitCode, TargetError, ToolNotFoundError
-from orchestrator.models import LoadTestResult, Status
+from orchestrator.errors import ConfigError, ExitCode, ToolNotFoundError
+from orchestrator.models import LoadTestResult
 from orchestrator.runner import RunSettings, new_run_dir, run_scenario
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage, WsFlow, WsMessage
-from orchestrator.suites import PlannedScenario
 from orchestrator.targets import LocatedTarget, TargetSpec, locate_target, managed_target
 
 LOG = logging.getLogger(__name__)
 
 REFERENCE_PORT = 8000
 DEFAULT_WS_MESSAGES = ['{"type":"ping"}']
-LOGIN_TIMEOUT = 10.0
+
+
+def say(message: str) -> None:
+    """A progress note for the person watching (stderr, so stdout stays the result)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def parse_headers(raw: Sequence[str]) -> dict[str, str]:
@@ -172,7 +171,7 @@ def open_target(
     unconfigured = command is None and spec.pid is None and spec.container is None
     default_url = (host, port) == ("127.0.0.1", REFERENCE_PORT)
     if unconfigured and default_url and not _is_listening(host, port):
-        LOG.warning("nothing listens on %s:%s; starting the reference target", host, port)
+        say(f"nothing listens on {host}:{port}: starting the reference target there")
         command = reference_command(port)
     if command is not None and not _is_listening(host, port):
         scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
@@ -206,9 +205,8 @@ def measure_single(request: SingleRun) -> tuple[LoadTestResult | None, Path]:
     try:
         with open_target(request.target_spec(), request.url, run_dir) as (target, reason):
             result = run_scenario(
-                scenario, request.tool, run_dir / scenario.name, target, settings, reason
+                scenario, request.tool, run_dir / scenario.name, target, settings, reason, specs
             )
-        result = result.model_copy(update={"thresholds": sla.evaluate(result, specs, scenario)})
         results.append(result)
         code = sla.suite_exit_code(results)
     except KeyboardInterrupt:
@@ -232,7 +230,7 @@ def run_single(request: SingleRun) -> int:
     result, run_dir = measure_single(request)
     if result is not None:
         print_result(result)
-    print(f"report: {run_dir}", file=sys.stderr)
+    say(f"report: {run_dir}")
     return int(sla.suite_exit_code([result] if result else []))
 
 
@@ -246,7 +244,7 @@ def import_files(tool: str, files: Sequence[Path], report_dir: Path) -> int:
     write_report(run_dir, f"imported {tool} results", results)
     for result in results:
         print_result(result)
-    print(f"report: {run_dir}", file=sys.stderr)
+    say(f"report: {run_dir}")
     return int(ExitCode.OK)
 
 
@@ -271,132 +269,3 @@ def doctor(required: Sequence[str], suite_name: str | None, config_path: Path | 
     if unknown:
         raise ToolNotFoundError(f"unknown tool(s): {', '.join(sorted(unknown))}")
     return int(ExitCode.OK)
-
-
-def log_in(login: LoginConfig, base_url: str) -> str:
-    """Make the config's login request once; the token it returns (kept out of reports)."""
-    url = urljoin(base_url.rstrip("/") + "/", login.path.lstrip("/"))
-    data = login.body.encode("utf-8") if login.body is not None else None
-    # The base URL was validated as http(s) with the config.
-    request = urllib.request.Request(  # noqa: S310
-        url, data=data, method=login.method, headers=login.headers
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=LOGIN_TIMEOUT) as response:  # noqa: S310
-            payload = json.loads(response.read().decode("utf-8", errors="replace"))
-    except urllib.error.HTTPError as exc:
-        raise TargetError(f"login {login.method} {url} failed: HTTP {exc.code}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise TargetError(f"login {login.method} {url} failed: {exc}") from exc
-    except ValueError as exc:
-        raise TargetError(f"login {login.method} {url} did not answer JSON") from exc
-    return login.extract_token(payload)
-
-
-def with_headers(scenario: Scenario, headers: dict[str, str]) -> Scenario:
-    """The scenario with ``headers`` added to every request and WebSocket connect."""
-    endpoints = [
-        e.model_copy(update={"headers": {**e.headers, **headers}}) for e in scenario.endpoints
-    ]
-    ws = scenario.ws
-    if ws is not None:
-        ws = ws.model_copy(update={"headers": {**ws.headers, **headers}})
-    return scenario.model_copy(update={"endpoints": endpoints, "ws": ws})
-
-
-def split_runnable(
-    planned: Sequence[PlannedScenario],
-) -> tuple[list[PlannedScenario], dict[str, str]]:
-    """Scenarios whose tools work, and why the others are skipped.
-
-    Only a scenario marked optional (``requires``, e.g. db-pool needs pgbench) may be
-    skipped; a missing tool for any other scenario stops the suite before it starts.
-    """
-    runnable: list[PlannedScenario] = []
-    skipped: dict[str, str] = {}
-    for item in planned:
-        try:
-            require_tool(item.tool, item.scenario)
-        except (ToolNotFoundError, ConfigError) as exc:
-            if item.requires is None:
-                raise
-            skipped[item.scenario.name] = f"skipped: {exc}"
-            continue
-        runnable.append(item)
-    return runnable, skipped
-
-
-def run_suite_command(
-    name: str,
-    *,
-    config_path: Path | None,
-    scale: float,
-    only: Sequence[str],
-    skip: Sequence[str],
-    report_dir: Path | None,
-    sample_interval: float,
-    quiet: bool,
-) -> int:
-    """Run every scenario of a suite against one target; the exit code is the verdict."""
-    from orchestrator import sla
-    from orchestrator.config import load_config
-    from orchestrator.suites import build_suite
-    from reports.console import print_verdicts
-    from reports.writer import write_report
-
-    config = load_config(config_path)
-    suite = build_suite(name, config, scale=scale, only=only, skip=skip)
-    runnable, skipped = split_runnable(suite.scenarios)
-    out_dir = new_run_dir(report_dir or Path(config.report_dir), f"suite-{suite.name}")
-    # The tools' raw output goes to each scenario's tool.log; the console shows progress.
-    settings = RunSettings(sample_interval=sample_interval, sink=None, progress=not quiet)
-    results: list[LoadTestResult] = []
-    suite_checks = []
-    secrets = config.secrets()
-    code = ExitCode.TOOL_OR_TARGET_FAILED
-    try:
-        with open_target(config.target, config.target.base_url, out_dir) as (target, reason):
-            auth: dict[str, str] = {}
-            if config.login is not None:
-                token = log_in(config.login, config.target.base_url)
-                secrets = (*secrets, token)
-                auth = config.login.auth_headers(token)
-            for index, planned in enumerate(runnable, start=1):
-                scenario = with_headers(planned.scenario, auth) if auth else planned.scenario
-                LOG.warning(
-                    "[%d/%d] %s with %s (%.0f s)",
-                    index,
-                    len(runnable),
-                    scenario.name,
-                    planned.tool,
-                    scenario.shape.total_duration,
-                )
-                result = run_scenario(
-                    scenario,
-                    planned.tool,
-                    out_dir / scenario.name,
-                    target,
-                    settings,
-                    unsampled_reason=reason,
-                )
-                result = result.model_copy(
-                    update={"thresholds": sla.evaluate(result, planned.thresholds, scenario)}
-                )
-                results.append(result)
-                if result.status is Status.INTERRUPTED:
-                    break
-        suite_checks = sla.evaluate_suite(results, suite.suite_thresholds)
-        code = sla.suite_exit_code(results, skipped, suite_checks)
-    finally:
-        write_report(
-            out_dir,
-            f"orchestrate suite {suite.name}",
-            results,
-            skipped=skipped,
-            suite_checks=suite_checks,
-            exit_code=int(code),
-            secrets=secrets,
-        )
-        print_verdicts(results, skipped, suite_checks, f"suite {suite.name}")
-        print(f"report: {out_dir}", file=sys.stderr)
-    return int(code)

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from orchestrator.progress import Progress
 from orchestrator.redact import redact_url
 from orchestrator.samplers import ProcessTreeSampler, Sampler, generator_sampler, generator_usage
 from orchestrator.scenarios import Scenario
+from orchestrator.sla import ThresholdSpec, evaluate
 from orchestrator.targets import LocatedTarget
 
 LOG = logging.getLogger(__name__)
@@ -48,8 +50,10 @@ def run_scenario(
     target: LocatedTarget | None,
     settings: RunSettings | None = None,
     unsampled_reason: str = "no local target process to sample",
+    thresholds: Sequence[ThresholdSpec] = (),
 ) -> LoadTestResult:
-    """Run ``scenario`` with ``tool`` and save ``workdir/result.json``; never loses a result."""
+    """Run ``scenario`` with ``tool``, judge ``thresholds`` and save ``workdir/result.json``;
+    never loses a result."""
     settings = settings or RunSettings()
     adapter = check_supports(tool, scenario)
     # The tool runs with cwd=workdir: a relative path in its argv would be taken from there.
@@ -94,6 +98,7 @@ def run_scenario(
                 sampler.stop()
     result = _parse(adapter.parse, scenario, invocation, run)
     result = _attach_usage(result, samplers.get("target"), generator, invocation, unsampled_reason)
+    result = result.model_copy(update={"thresholds": evaluate(result, thresholds, scenario)})
     save_result(result, workdir / RESULT_FILE)
     return result
 

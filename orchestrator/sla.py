@@ -84,8 +84,8 @@ METRICS: dict[str, Metric] = {
     "memoryDeltaPer100Users": Metric("memoryDeltaPer100Users", "bytes", "suite"),
 }
 _SHOW: dict[str, Callable[[float], str]] = {
-    "percent": lambda v: f"{v:.3g}%",
-    "ms": lambda v: f"{v:.3g} ms",
+    "percent": lambda v: f"{v:,.4g}%",
+    "ms": lambda v: f"{v:,.4g} ms",
     "rate": lambda v: f"{v:,.1f}/s",
     "bytes": lambda v: f"{v / 1e6:,.1f} MB",
     "count": lambda v: f"{v:,.0f}",

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import RunningTarget
 
 from orchestrator.models import LoadTestResult
-from conftest import RunningTarget
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Rich wraps tables to the terminal width; a wide fake terminal keeps each row on one line.
@@ -62,9 +62,10 @@ def assert_one_line(stderr: str) -> str:
     return lines[0]
 
 
-def quick_run(url: str, report_dir: Path, *extra: str) -> list[str]:
-    return ["run", "-q", "--tool", "autocannon", "--url", url, "-c", "5", "-d", "1",
-            "--report-dir", str(report_dir), *extra]  # fmt: skip
+def quick_run(url: str, report_dir: Path, *extra: str, seconds: int = 1) -> list[str]:
+    """`orchestrate run` with autocannon, 5 users, quiet."""
+    options = f"-q --tool autocannon -c 5 -d {seconds}".split()
+    return ["run", *options, "--url", url, "--report-dir", str(report_dir), *extra]
 
 
 def test_help_works_and_cli_import_stays_light(tmp_path: Path) -> None:
@@ -99,8 +100,8 @@ def test_run_writes_a_valid_result_and_report(
     tmp_path: Path, reference_target: RunningTarget, node_tools: Path
 ) -> None:
     reports = tmp_path / "reports"
-    args = ["run", "--tool", "autocannon", "--url", f"{reference_target.url}/health",
-            "-c", "5", "-d", "2", "--report-dir", str(reports)]  # fmt: skip
+    args = quick_run(f"{reference_target.url}/health", reports, seconds=2)
+    args.remove("-q")  # the tool's live output is part of what the user sees
     done = orchestrate(*args, cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
@@ -193,8 +194,7 @@ def test_ctrl_c_exits_130_and_keeps_what_was_measured(
     tmp_path: Path, reference_target: RunningTarget, node_tools: Path
 ) -> None:
     reports = tmp_path / "reports"
-    args = quick_run(f"{reference_target.url}/health", reports)
-    args[args.index("-d") + 1] = "30"
+    args = quick_run(f"{reference_target.url}/health", reports, seconds=30)
     with (tmp_path / "out.txt").open("w") as out, (tmp_path / "err.txt").open("w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "orchestrator", *args],
@@ -258,11 +258,6 @@ def test_thresholds_decide_the_exit_code_and_show_the_measured_value(
 
 
 @pytest.mark.load
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline saves <scenario>/result.json in run_scenario, before the SLA checks are "
-    "evaluated, and does not save it again: its `thresholds` stay [] (summary.json has them)",
-)
 def test_result_json_carries_the_threshold_verdicts(
     tmp_path: Path, reference_target: RunningTarget, node_tools: Path
 ) -> None:
@@ -354,10 +349,8 @@ def test_suite_of_three_tools_end_to_end(
     # JSON is YAML: no hand-formatted indentation to get wrong.
     config.write_text(json.dumps(suite_config(reference_target.url)), encoding="utf-8")
     # A relative report dir, as in the default config: each tool runs in its own folder.
-    done = orchestrate(
-        "suite", "tiny", "--config", "orchestrate.yaml", "-q", "--report-dir", "reports",
-        cwd=tmp_path, timeout=90,
-    )  # fmt: skip
+    args = ["suite", "tiny", "--config", "orchestrate.yaml", "-q", "--report-dir", "reports"]
+    done = orchestrate(*args, cwd=tmp_path, timeout=90)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "suite tiny" in done.stdout
@@ -401,8 +394,9 @@ def test_schema_and_import_of_saved_outputs(tmp_path: Path) -> None:
         ("autocannon", FIXTURES / "autocannon" / "cli-health.json"),
         ("k6", FIXTURES / "k6" / "http_ok.json.gz"),
     ):
-        done = orchestrate("import", "--tool", tool, str(path), "--report-dir", str(reports),
-                           cwd=tmp_path)  # fmt: skip
+        done = orchestrate(
+            "import", "--tool", tool, str(path), "--report-dir", str(reports), cwd=tmp_path
+        )
         assert done.returncode == 0, done.stderr
         (run_dir,) = [d for d in run_dirs(reports) if d.name.endswith(f"import-{tool}")]
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
@@ -418,8 +412,9 @@ def test_schema_and_import_of_saved_outputs(tmp_path: Path) -> None:
     packed = (FIXTURES / "k6" / "http_ok.json.gz").read_bytes()
     cut_gz.write_bytes(packed[: len(packed) // 2])  # the gzip stream ends early
     for tool, path in (("autocannon", cut_json), ("k6", cut_gz)):
-        done = orchestrate("import", "--tool", tool, str(path), "--report-dir", str(reports),
-                           cwd=tmp_path)  # fmt: skip
+        done = orchestrate(
+            "import", "--tool", tool, str(path), "--report-dir", str(reports), cwd=tmp_path
+        )
         assert done.returncode != 0, f"{tool}: a truncated file was accepted"
         assert path.name in assert_one_line(done.stderr)
 
@@ -430,14 +425,13 @@ def test_tools_doctor_lists_every_tool_and_fails_for_a_missing_one(tmp_path: Pat
     rows = {line.split()[1]: line for line in done.stdout.splitlines() if line.startswith("│")}
     for tool in ("node", "npm", "autocannon", "artillery", "k6", "pgbench"):
         assert tool in rows, done.stdout
-        assert " ok " in rows[tool], rows[tool]
+        # pgbench comes from the OS and is optional; the others orchestrate provides.
+        assert tool == "pgbench" or " ok " in rows[tool], rows[tool]
 
     empty = tmp_path / "no-tools"
     empty.mkdir()
-    done = orchestrate(
-        "tools", "doctor", "--tool", "autocannon", cwd=tmp_path,
-        env={"ORCHESTRATE_TOOLS_DIR": str(empty)},
-    )  # fmt: skip
+    args = ["tools", "doctor", "--tool", "autocannon"]
+    done = orchestrate(*args, cwd=tmp_path, env={"ORCHESTRATE_TOOLS_DIR": str(empty)})
     assert done.returncode == 3
     assert "MISSING" in done.stdout
     assert "Traceback" not in done.stderr

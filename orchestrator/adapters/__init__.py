@@ -16,6 +16,12 @@ def _register() -> None:
     ADAPTERS.update({"autocannon": autocannon, "artillery": artillery, "k6": k6})
 
 
+def known_tools() -> list[str]:
+    if not ADAPTERS:
+        _register()
+    return sorted(ADAPTERS)
+
+
 def get_adapter(tool: str) -> Adapter:
     if not ADAPTERS:
         _register()
