@@ -156,10 +156,11 @@ def test_http_script_weights_and_closed_loop() -> None:
     assert scenarios[0]["afterResponse"] == ["orchestrateAfterResponse"]
 
 
-def test_timeout_covers_shape_and_longest_session() -> None:
+def test_timeout_covers_shape_and_one_more_loop() -> None:
     scenario = ws_scenario("http://127.0.0.1:9", [{"duration": 6, "target": 5}])
-    # 3 loops x (0.25 + 10 + 0.5 + 10) s of replies/think + 10 s connect
-    assert artillery.timeout_for(scenario) == pytest.approx(6 + 10 + 3 * 20.75 + 30)
+    # Users start no loop after the shape ends, so at most one more loop runs:
+    # (0.25 + 10 + 0.5 + 10) s of replies/think + 10 s connect, + 30 s grace.
+    assert artillery.timeout_for(scenario) == pytest.approx(6 + 10 + 20.75 + 30)
 
 
 def test_saved_script_is_redacted(node_tools: Path, tmp_path: Path) -> None:
