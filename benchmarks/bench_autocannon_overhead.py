@@ -1,7 +1,8 @@
 """How much throughput our autocannon runner costs compared with the bare autocannon CLI.
 
 Starts the reference target, then alternates: bare ``autocannon --json -c 10 -d 5 URL/health``
-and the same load through the adapter (prepare -> process.run_tool -> parse), a few rounds.
+and the same load through orchestrate (runner.run_scenario: our Node runner, the process
+chokepoint, the target and generator samplers), a few rounds.
 Prints req/s of each and the ratio runner / bare (goal: >= 0.95).
 
     python benchmarks/bench_autocannon_overhead.py [--rounds 2] [--connections 10] [--seconds 5]
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -25,9 +25,9 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import start_reference_target  # noqa: E402
 
 from orchestrator import tools  # noqa: E402
-from orchestrator.adapters import autocannon  # noqa: E402
-from orchestrator.process import run_tool  # noqa: E402
+from orchestrator.runner import RunSettings, run_scenario  # noqa: E402
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario  # noqa: E402
+from orchestrator.targets import locate_target  # noqa: E402
 
 
 def run_bare(url: str, connections: int, seconds: int) -> float:
@@ -46,22 +46,17 @@ def run_ours(url: str, connections: int, seconds: int, workdir: Path) -> float:
         endpoints=[Endpoint(path="/health")],
         shape=LoadShape.constant(connections, float(seconds)),
     )
-    invocation = autocannon.prepare(scenario, workdir)
-    run = run_tool(
-        invocation.argv,
-        timeout=invocation.timeout,
-        log_path=workdir / "autocannon.log",
-        env={**os.environ, **invocation.env},
-        sink=None,
-    )
-    result = autocannon.parse(scenario, invocation, run)
+    # The whole `orchestrate run` path: samplers on the target and on autocannon, tee'd log.
+    target, _ = locate_target(None, url)
+    settings = RunSettings(sink=None)
+    result = run_scenario(scenario, "autocannon", workdir, target, settings)
     assert result.throughput is not None, result.status_detail
     return result.throughput
 
 
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    args.add_argument("--rounds", type=int, default=2)
+    args.add_argument("--rounds", type=int, default=3)
     args.add_argument("--connections", type=int, default=10)
     args.add_argument("--seconds", type=int, default=5)
     args.add_argument("--url", help="an already running target with /health (default: start one)")
