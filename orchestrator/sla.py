@@ -211,7 +211,8 @@ def _short(message: str) -> str:
     return message.removeprefix("Value error, ")
 
 
-def _lookup(data: dict[str, Any], path: str) -> Any:
+def lookup(data: dict[str, Any], path: str) -> Any:
+    """The value at a dotted camelCase path of a dumped result (None if absent)."""
     value: Any = data
     for key in path.split("."):
         if not isinstance(value, dict):
@@ -224,7 +225,7 @@ def _measure(
     result: LoadTestResult, data: dict[str, Any], spec: ThresholdSpec, scenario: Scenario | None
 ) -> tuple[float | None, str | None]:
     metric = METRICS[spec.metric]
-    value = _lookup(data, metric.path)
+    value = lookup(data, metric.path)
     if value is None:
         return None, result.missing.get(metric.path) or f"{metric.path} was not measured"
     if spec.metric != "throughputPerEndpoint":

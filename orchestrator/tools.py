@@ -8,6 +8,7 @@ folder and a changed lockfile never reuses a stale install. The cache root is
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -174,7 +175,9 @@ def _version_of(argv: list[str]) -> str | None:
     return text.splitlines()[0] if text else None
 
 
-def _package_version(tool: str) -> str | None:
+@functools.cache
+def node_tool_version(tool: str) -> str | None:
+    """Version of an installed Node tool, from its package.json (None when not installed)."""
     try:
         manifest = node_modules() / tool / "package.json"
         return str(json.loads(manifest.read_text(encoding="utf-8"))["version"])
@@ -194,7 +197,7 @@ def doctor() -> list[ToolStatus]:
     for tool in NODE_TOOLS:
         try:
             entry = node_tool_entry(tool)
-            statuses.append(ToolStatus(tool, str(entry), _package_version(tool), True))
+            statuses.append(ToolStatus(tool, str(entry), node_tool_version(tool), True))
         except ToolNotFoundError as exc:
             statuses.append(ToolStatus(tool, None, None, False, str(exc)))
     for name, finder, flag in (

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from orchestrator.models import LoadTestResult, Threshold
 from orchestrator.redact import redact_text
+from orchestrator.sla import lookup
 from reports.summary import render_markdown, verdict_rows
 
 CSV_FIELDS = (
@@ -29,15 +30,6 @@ CSV_FIELDS = (
     "resourceUsage.memoryDelta",
     "generatorSaturated",
 )
-
-
-def _dig(data: dict[str, object], path: str) -> object:
-    value: object = data
-    for key in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
 
 
 def write_report(
@@ -74,7 +66,7 @@ def write_report(
         writer = csv.writer(handle)
         writer.writerow(CSV_FIELDS)
         for row in dumped:
-            writer.writerow(["" if (v := _dig(row, f)) is None else v for f in CSV_FIELDS])
+            writer.writerow(["" if (v := lookup(row, f)) is None else v for f in CSV_FIELDS])
     written.append(csv_path)
     return written
 

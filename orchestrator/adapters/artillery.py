@@ -39,8 +39,6 @@ bare ``0.5`` as 0.5 ms.
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import os
 import shutil
@@ -53,7 +51,7 @@ import yaml
 from orchestrator import tools
 from orchestrator.adapters import base
 from orchestrator.adapters.base import Invocation
-from orchestrator.errors import ConfigError, ToolNotFoundError
+from orchestrator.errors import ConfigError
 from orchestrator.models import LoadTestResult, Protocol
 from orchestrator.process import ToolRun
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario
@@ -72,13 +70,8 @@ RAMP_IN_S = 1.0
 CONNECT_TIMEOUT_S = 10.0
 
 
-@functools.cache
 def version() -> str | None:
-    try:
-        manifest = tools.node_modules() / "artillery" / "package.json"
-        return str(json.loads(manifest.read_text(encoding="utf-8"))["version"])
-    except (ToolNotFoundError, OSError, KeyError, ValueError):
-        return None
+    return tools.node_tool_version(NAME)
 
 
 def processor_path() -> Path:
@@ -283,6 +276,10 @@ def tool_env(data_dir: Path) -> dict[str, str]:
 
 def prepare(scenario: Scenario, workdir: Path) -> Invocation:
     check_scenario(scenario)
+    if scenario.stop_when_error_rate is not None:
+        LOG.warning(
+            "artillery ramps natively and ignores stop_when_error_rate; the whole shape runs"
+        )
     node = tools.node_executable()
     entry = tools.node_tool_entry(NAME)
     workdir = workdir.resolve()
