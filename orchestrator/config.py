@@ -235,6 +235,9 @@ class ScenarioConfig(Strict):
     max_rate: float | None = Field(default=None, gt=0)
     pipelining: int | None = Field(default=None, ge=1, le=128)
     workers: int | None = Field(default=None, ge=0, le=64)
+    stop_when_error_rate: float | None = Field(
+        default=None, gt=0, le=100, description="Percent; see Scenario.stop_when_error_rate."
+    )
 
     @model_validator(mode="after")
     def one_shape(self) -> ScenarioConfig:

@@ -140,6 +140,35 @@ class CapacityLimits(Model):
     bottleneck: str | None = None
 
 
+WINDOW_P95 = (
+    "Upper bound: the highest per-second p95 in the window (per-second buckets keep only "
+    "p50/p95/p99, and percentiles cannot be merged or averaged), in ms."
+)
+
+
+class Recovery(Model):
+    """How a target came back after a spike (the load rose to a peak, then fell back)."""
+
+    baseline_p95: float | None = Field(description="Before the spike's ramp started. " + WINDOW_P95)
+    spike_p95: float | None = Field(
+        description="From the ramp's start to the peak's end. " + WINDOW_P95
+    )
+    recovered_p95: float | None = Field(
+        description="The last half of the recovery window (the hold after the drop). " + WINDOW_P95
+    )
+    recovery_error_rate: float | None = Field(
+        default=None, description="Failed share of the whole recovery window's requests (percent)."
+    )
+    recovered: bool = Field(
+        description="recoveredP95 <= 1.5 x baselineP95 and recoveryErrorRate < 1%."
+    )
+    seconds_to_recover: float | None = Field(
+        default=None,
+        description="Seconds after the drop until the per-second p95 first stayed within "
+        "1.5 x baselineP95 for 3 consecutive seconds; None if it never did.",
+    )
+
+
 class WebSocketStats(Model):
     connections_attempted: int | None = None
     connections_open: int | None = None
@@ -181,7 +210,12 @@ class LoadTestResult(Model):
     throughput: float | None = Field(description="Completed requests per second.")
     response_time: ResponseTime
     resource_usage: ResourceUsage | None = None
-    capacity_limits: CapacityLimits | None = None
+    capacity_limits: CapacityLimits | None = Field(
+        default=None, description="From the steps of a stepped run (see orchestrator.analysis)."
+    )
+    recovery: Recovery | None = Field(
+        default=None, description="After a spike: filled when the shape rises and falls back."
+    )
     status_codes: dict[str, int] = Field(default_factory=dict)
     errors: dict[str, int] = Field(
         default_factory=dict,

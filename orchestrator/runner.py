@@ -20,6 +20,7 @@ from pathlib import Path
 from orchestrator import process
 from orchestrator.adapters import check_supports
 from orchestrator.adapters.base import Invocation
+from orchestrator.analysis import attach_findings
 from orchestrator.errors import ParseError
 from orchestrator.models import LoadTestResult, ResponseTime, Status
 from orchestrator.process import OutputSink, ToolRun
@@ -98,6 +99,8 @@ def run_scenario(
                 sampler.stop()
     result = _parse(adapter.parse, scenario, invocation, run)
     result = _attach_usage(result, samplers.get("target"), generator, invocation, unsampled_reason)
+    error_sla = min((t.limit for t in thresholds if t.metric == "errorRate"), default=None)
+    result = attach_findings(result, scenario, error_sla)
     result = result.model_copy(update={"thresholds": evaluate(result, thresholds, scenario)})
     save_result(result, workdir / RESULT_FILE)
     return result

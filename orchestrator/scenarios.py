@@ -131,6 +131,14 @@ class Scenario(Strict):
         default=None, gt=0, description="Cap on total requests per second (closed model)."
     )
     think_time: float = Field(default=0.0, ge=0, description="Pause between a user's requests (s).")
+    stop_when_error_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="Stop the run (percent): after a constant-load step in which more than "
+        "this share of requests failed, run no further steps (a stress test's breaking "
+        "point). Engines that run native ramps ignore it with a warning.",
+    )
 
     @field_validator("base_url")
     @classmethod

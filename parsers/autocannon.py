@@ -78,6 +78,12 @@ class Step(_Wire):
     failures: list[str] = []
 
 
+class StoppedEarly(_Wire):
+    afterStep: int  # noqa: N815 - the runner's JSON key (0-based step index)
+    errorRate: float  # noqa: N815
+    limit: float
+
+
 class RunnerOutput(_Wire):
     format: str
     autocannonVersion: str | None = None  # noqa: N815
@@ -87,6 +93,7 @@ class RunnerOutput(_Wire):
     interrupted: bool
     complete: bool
     plannedSteps: int  # noqa: N815
+    stoppedEarly: StoppedEarly | None = None  # noqa: N815
     steps: list[Step]
 
 
@@ -214,6 +221,9 @@ def parse_runner_output(
         notes.append(
             f"the runner stopped before the end: {measured} of {output.plannedSteps} steps measured"
         )
+    if output.stoppedEarly is not None:
+        # The plan working as asked (the breaking point was found), not a failure.
+        notes.append(describe_stop(output.stoppedEarly, output))
     notes.extend(failures)
     measures = LATENCY_MEASURES
     if scenario.max_rate is not None:
@@ -248,6 +258,16 @@ def parse_runner_output(
         status_detail="; ".join(notes) or None,
         raw_output=str(path),
         missing=missing,
+    )
+
+
+def describe_stop(stop: StoppedEarly, output: RunnerOutput) -> str:
+    step = next((s for s in output.steps if s.index == stop.afterStep), None)
+    at = f" ({_effective_connections(step)} connections)" if step is not None else ""
+    return (
+        f"stopped early after step {stop.afterStep + 1} of {output.plannedSteps}{at}: "
+        f"{stop.errorRate:.1f}% of its requests failed, over the scenario's "
+        f"stop_when_error_rate of {stop.limit:g}%; later steps were not run"
     )
 
 

@@ -76,6 +76,7 @@ def summary_rows(result: LoadTestResult) -> list[tuple[str, str]]:
             f"max {fmt_ms(rt.max)}",
         ),
     ]
+    rows.extend(finding_rows(result))
     if result.errors:
         rows.append(("errors", ", ".join(f"{k}: {v:,}" for k, v in sorted(result.errors.items()))))
     if result.websocket is not None:
@@ -123,6 +124,44 @@ def summary_rows(result: LoadTestResult) -> list[tuple[str, str]]:
     rows.extend(("SLA", fmt_threshold(check)) for check in result.thresholds)
     if result.raw_output:
         rows.append(("raw output", result.raw_output))
+    return rows
+
+
+def finding_rows(result: LoadTestResult) -> list[tuple[str, str]]:
+    """Capacity limits (a stepped run) and recovery (after a spike), when analysed."""
+    rows: list[tuple[str, str]] = []
+    limits = result.capacity_limits
+    if limits is not None:
+        users = "users" if result.workload_model == "closed" else "arrivals/s"
+        within = (
+            f"{limits.max_concurrency:,} {users} within the error limit"
+            if limits.max_concurrency is not None
+            else f"no step within the error limit ({users})"
+        )
+        rows.append(
+            (
+                "capacity limits",
+                f"{within}, max throughput {fmt_num(limits.max_throughput, 1, ' req/s')}; "
+                f"bottleneck: {limits.bottleneck or 'n/a'}",
+            )
+        )
+    recovery = result.recovery
+    if recovery is not None:
+        verdict = "recovered" if recovery.recovered else "NOT recovered"
+        when = (
+            f" {recovery.seconds_to_recover:.1f} s after the drop"
+            if recovery.seconds_to_recover is not None
+            else ""
+        )
+        rows.append(
+            (
+                "recovery",
+                f"{verdict}{when}: p95 baseline {fmt_ms(recovery.baseline_p95)}, spike "
+                f"{fmt_ms(recovery.spike_p95)}, after {fmt_ms(recovery.recovered_p95)}, "
+                f"errors after {fmt_num(recovery.recovery_error_rate, 2, ' %')} "
+                "(window p95 = highest per-second p95)",
+            )
+        )
     return rows
 
 

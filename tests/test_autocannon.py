@@ -88,6 +88,7 @@ def test_plan_for_ramp_then_hold_is_golden(node_tools: Path, tmp_path: Path) -> 
         # The ramp climbs in two 2 s steps; the hold then really holds 4 for its 3 s
         # (merged with the ramp's last step at the same level: 2 + 3 s).
         "steps": [{"duration": 2.0, "connections": 2}, {"duration": 5.0, "connections": 4}],
+        "stopWhenErrorRate": None,
         "output": output,
         "progress": True,
     }
@@ -216,6 +217,59 @@ def test_steps_merge_exactly(
     assert result.steps[1].start >= result.steps[0].start + result.steps[0].duration - 0.01
     # Ramp 1 -> 3 in 1 s: 0.5 s at 2, then 0.5 s at 3 merged with the 1 s hold at 3.
     assert [s.duration for s in result.steps] == pytest.approx([0.5, 1.5], abs=0.15)
+
+
+# Steps of 2, 4 and 8 connections, 2 s each (a 0.5 s ramp is one step at its target).
+DOUBLING = LoadShape(
+    start=2,
+    stages=[
+        Stage(duration=2, target=2),
+        Stage(duration=0.5, target=4),
+        Stage(duration=1.5, target=4),
+        Stage(duration=0.5, target=8),
+        Stage(duration=1.5, target=8),
+    ],
+)
+
+
+def run_until_broken(url: str, path: str, tmp_path: Path) -> tuple[LoadTestResult, float]:
+    scenario = make_scenario(url, path, shape=DOUBLING, stop_when_error_rate=50)
+    assert [c for _, c in scenario.shape.steps(autocannon.step_seconds(scenario))] == [2, 4, 8]
+    started = time.monotonic()
+    result = run_scenario(scenario, tmp_path)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.load
+def test_stops_at_the_breaking_point(
+    node_tools: Path, reference_target: Any, tmp_path: Path
+) -> None:
+    result, wall = run_until_broken(reference_target.url, "/api/error", tmp_path)
+    assert [s.concurrency for s in result.steps] == [2]
+    assert result.status_detail is not None
+    assert "stopped early after step 1 of 3 (2 connections): 100.0% of its requests failed" in (
+        result.status_detail
+    )
+    # Every request failed, which no early stop hides.
+    assert result.status is Status.TARGET_FAILED
+    assert result.duration < 3.0
+    assert wall < DOUBLING.total_duration - 1.5
+    raw = json.loads(Path(result.raw_output or "").read_text())
+    assert raw["complete"] is True
+    assert raw["stoppedEarly"] == {"afterStep": 0, "errorRate": 100, "limit": 50}
+
+
+@pytest.mark.load
+def test_an_early_stop_is_a_completed_run(
+    node_tools: Path, target_factory: Any, tmp_path: Path
+) -> None:
+    target = target_factory("--error-rate", "0.7")
+    result, _ = run_until_broken(target.url, "/api/textbooks/hierarchy", tmp_path)
+    assert [s.concurrency for s in result.steps] == [2]
+    assert result.status is Status.COMPLETED
+    assert result.status_detail is not None and "stopped early after step 1" in result.status_detail
+    assert result.error_rate == pytest.approx(70.0, abs=5.0)
+    assert not result.missing
 
 
 @pytest.mark.load

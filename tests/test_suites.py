@@ -222,3 +222,16 @@ def test_config_overrides_builtins_and_adds_suites() -> None:
     assert chat.tool == "artillery" and chat.scenario.ws is not None
     assert chat.scenario.ws.loops == 2 and chat.scenario.ws_url == "ws://10.0.0.5:3006/chat"
     assert [t.text for t in mine.suite_thresholds] == ["aggregateThroughput > 5/s"]
+
+
+def test_stress_stops_at_its_breaking_point_and_a_config_can_change_it(config: Config) -> None:
+    full = {p.name: p.scenario for p in build_suite("full", config).scenarios}
+    assert full["stress"].stop_when_error_rate == 50.0
+    # Only the stress test looks for a breaking point; the others run their whole shape.
+    assert {n for n, s in full.items() if s.stop_when_error_rate is not None} == {"stress"}
+    own = parse_config({"scenarios": {"stress": {"stop_when_error_rate": 20}}}, env={})
+    stress = build_suite("full", own, only=["stress"]).scenarios[0].scenario
+    assert stress.stop_when_error_rate == 20.0
+    assert stress.shape == full["stress"].shape
+    with pytest.raises(ConfigError, match="stop_when_error_rate"):
+        parse_config({"scenarios": {"stress": {"stop_when_error_rate": 0}}}, env={})

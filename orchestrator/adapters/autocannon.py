@@ -8,7 +8,8 @@ HdrHistograms per second of the run, and writes one output file that
 
 autocannon has no ramp, so the load shape becomes constant steps
 (:meth:`LoadShape.steps`) run one after another in the same process; a step of 0
-connections is a pause.
+connections is a pause. With ``stop_when_error_rate`` the runner stops after the first
+step whose failed share exceeds it (a stress test's breaking point).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from orchestrator import tools
 from orchestrator.adapters import base
 from orchestrator.adapters.base import Invocation
-from orchestrator.errors import ConfigError, ToolNotFoundError
+from orchestrator.errors import ConfigError
 from orchestrator.models import LoadTestResult, Protocol
 from orchestrator.process import ToolRun
 from orchestrator.scenarios import Endpoint, Scenario
@@ -43,11 +44,7 @@ STEP_OVERHEAD_S = 0.5
 
 
 def version() -> str | None:
-    try:
-        manifest = tools.node_modules() / "autocannon" / "package.json"
-        return str(json.loads(manifest.read_text(encoding="utf-8"))["version"])
-    except (ToolNotFoundError, OSError, KeyError, ValueError):
-        return None
+    return tools.node_tool_version(NAME)
 
 
 def check_scenario(scenario: Scenario) -> None:
@@ -133,6 +130,8 @@ def build_plan(scenario: Scenario, output_path: Path) -> dict[str, Any]:
             {"duration": round(duration, 3), "connections": level}
             for duration, level in scenario.shape.steps(step_seconds(scenario))
         ],
+        # Percent; after a step failing more than this, the runner runs no further steps.
+        "stopWhenErrorRate": scenario.stop_when_error_rate,
         "output": str(output_path),
         "progress": True,
     }

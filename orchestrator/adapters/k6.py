@@ -252,6 +252,10 @@ def prepare(scenario: Scenario, workdir: Path, *, max_vus: int | None = None) ->
     if scenario.protocol not in PROTOCOLS:
         raise ConfigError(f"k6 cannot run {scenario.protocol} load (scenario {scenario.name!r})")
     executable = tools.k6_executable()
+    if scenario.stop_when_error_rate is not None:
+        LOG.warning(
+            "k6 ramps natively and does not stop at stop_when_error_rate; the whole shape runs"
+        )
     script_text = render_script(build_config(scenario, max_vus))
     private = make_private_dir()
     script, saved = write_config(

@@ -241,7 +241,8 @@ const state = {
   stoppers: [],
   pool: [],
   current: null,
-  writing: false
+  writing: false,
+  stoppedEarly: null
 }
 
 function log (line) {
@@ -343,6 +344,7 @@ function writeOutput (complete) {
     interrupted: state.interrupted,
     complete,
     plannedSteps: plan ? plan.steps.length : 0,
+    stoppedEarly: state.stoppedEarly,
     steps: state.steps
   }
   const target = plan.output
@@ -455,6 +457,16 @@ function pause (index, step) {
   })
 }
 
+// The plan's stopWhenErrorRate (percent): a step that failed more than that is the
+// breaking point, and the steps after it would only hammer a broken target.
+function breakingPoint (plan, index, record) {
+  const limit = plan.stopWhenErrorRate
+  const c = record.counts
+  if (limit == null || c.requests === 0 || index >= plan.steps.length - 1) return null
+  const errorRate = (100 * (c.non2xx + c.errors)) / c.requests
+  return errorRate > limit ? { afterStep: index, errorRate, limit } : null
+}
+
 function onSignal (signal) {
   if (state.interrupted) {
     // Second signal: write what is complete (plus the running step so far) and leave.
@@ -508,7 +520,12 @@ async function main () {
     state.steps.push(record)
     const c = record.counts
     log(`step ${i + 1} done: ${c.requests} requests, ${c.non2xx} non-2xx, ${c.errors} errors in ${record.duration.toFixed(2)}s`)
+    state.stoppedEarly = breakingPoint(plan, i, record)
     writeOutput(false)
+    if (state.stoppedEarly) {
+      log(`stopping after step ${i + 1}: ${state.stoppedEarly.errorRate.toFixed(1)}% failed, over the limit of ${state.stoppedEarly.limit}%`)
+      break
+    }
   }
   state.writing = true
   writeOutput(!state.interrupted)
