@@ -19,7 +19,7 @@ from pathlib import Path
 
 from orchestrator import process
 from orchestrator.adapters import check_supports
-from orchestrator.adapters.base import Invocation
+from orchestrator.adapters.base import Adapter, Invocation
 from orchestrator.analysis import attach_findings
 from orchestrator.errors import ParseError
 from orchestrator.models import LoadTestResult, ResponseTime, Status
@@ -97,7 +97,7 @@ def run_scenario(
         finally:
             for sampler in samplers.values():
                 sampler.stop()
-    result = _parse(adapter.parse, scenario, invocation, run)
+    result = _parse(adapter, scenario, invocation, run)
     result = _attach_usage(result, samplers.get("target"), generator, invocation, unsampled_reason)
     error_sla = min((t.limit for t in thresholds if t.metric == "errorRate"), default=None)
     result = attach_findings(result, scenario, error_sla)
@@ -112,15 +112,18 @@ def _latest_rss(sampler: Sampler | None) -> int | None:
 
 
 def _parse(
-    parse: object, scenario: Scenario, invocation: Invocation, run: ToolRun
+    adapter: Adapter, scenario: Scenario, invocation: Invocation, run: ToolRun
 ) -> LoadTestResult:
-    assert callable(parse)
     try:
-        result = parse(scenario, invocation, run)
-        assert isinstance(result, LoadTestResult)
+        result = adapter.parse(scenario, invocation, run)
     except ParseError as exc:
         LOG.error("%s", exc)  # noqa: TRY400 - one line, not a traceback
         return failed_result(scenario, invocation.tool, run, invocation, str(exc))
+    except Exception as exc:
+        # A parser bug must not lose the run: the raw output stays, the result says why.
+        LOG.exception("could not read %s", invocation.output_path)
+        why = f"internal error reading the output ({type(exc).__name__}: {exc})"
+        return failed_result(scenario, invocation.tool, run, invocation, why)
     if run.interrupted and result.status is not Status.INTERRUPTED:
         detail = "stopped by Ctrl-C; the result holds what was measured"
         result = result.model_copy(update={"status": Status.INTERRUPTED, "status_detail": detail})
