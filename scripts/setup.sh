@@ -11,14 +11,19 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 stamp="$venv/.orchestrate-installed"
-want="$(cat "$root/pyproject.toml" | sha256sum | cut -c1-16)-${1:-main}"
+want="$(sha256sum < "$root/pyproject.toml" | cut -c1-16)-${1:-main}"
 have="$(cat "$stamp" 2>/dev/null || true)"
 if [ "$have" != "$want" ] && [ "$have" != "${want%-main}-dev" ]; then
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  if [ "${1:-main}" = "dev" ]; then
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[dev]"
-  else
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root"
+  echo "installing orchestrate into $venv (log: $venv/pip-install.log)"
+  spec="$root"
+  [ "${1:-main}" = "dev" ] && spec="$root[dev]"
+  # pip's and setuptools' chatter goes to the log; it is shown only if the install fails.
+  if ! { "$venv/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
+         "$venv/bin/python" -m pip install --disable-pip-version-check -e "$spec"; } \
+       > "$venv/pip-install.log" 2>&1; then
+    tail -n 40 "$venv/pip-install.log"
+    echo "setup: pip install failed (full log: $venv/pip-install.log)" >&2
+    exit 1
   fi
   echo "$want" > "$stamp"
 fi
