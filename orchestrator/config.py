@@ -33,6 +33,7 @@ from pydantic import (
 from orchestrator.config_file import format_validation, read_yaml, substitute_env
 from orchestrator.errors import ConfigError
 from orchestrator.models import Protocol
+from orchestrator.redact import remember_secret
 from orchestrator.scenarios import Endpoint, HttpMethod, LoadShape, WsFlow, WsMessage
 from orchestrator.sla import ThresholdSpec
 from orchestrator.targets import TargetSpec
@@ -375,6 +376,8 @@ def parse_config(
     except ValidationError as exc:
         raise ConfigError(f"{label}: {format_validation(exc)}") from None
     config._secrets = tuple(dict.fromkeys(v for v in used if v))
+    for value in config._secrets:
+        remember_secret(value)
     # Cross-references (endpoint and scenario names) need the built-in suites.
     from orchestrator.suites import check_config
 

@@ -24,6 +24,7 @@ from orchestrator.adapters import check_supports
 from orchestrator.config_file import format_validation
 from orchestrator.errors import ConfigError, ExitCode, ToolNotFoundError
 from orchestrator.models import LoadTestResult
+from orchestrator.redact import SECRET_HEADERS
 from orchestrator.runner import RunSettings, new_run_dir, run_scenario
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage, WsFlow, WsMessage
 from orchestrator.targets import LocatedTarget, TargetSpec, locate_target, managed_target
@@ -184,6 +185,10 @@ def open_target(
     yield located, reason
 
 
+def secret_header_values(headers: dict[str, str]) -> tuple[str, ...]:
+    return tuple(v for k, v in headers.items() if k.lower() in SECRET_HEADERS and v)
+
+
 def measure_single(request: SingleRun) -> tuple[LoadTestResult | None, Path]:
     """Run one load test and write its report; (result, report dir).
 
@@ -218,7 +223,7 @@ def measure_single(request: SingleRun) -> tuple[LoadTestResult | None, Path]:
             f"orchestrate run: {scenario.name}",
             results,
             exit_code=int(code),
-            secrets=tuple(request.headers.values()),
+            secrets=secret_header_values(request.headers),
         )
     return (results[0] if results else None), run_dir
 

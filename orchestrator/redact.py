@@ -11,11 +11,24 @@ SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key"}
 )
 _SECRET_KEYS = r"(?:password|passwd|secret|token|api[_-]?key|access[_-]?key)"  # noqa: S105
-# "password": "x"  /  password: x  /  password=x
+# "password": "x"  /  password: x  /  password=x  /  \"password\":\"x\" (JSON inside JSON)
 _KEY_VALUE = re.compile(
-    rf"""(?P<key>["']?{_SECRET_KEYS}["']?\s*[:=]\s*)(?P<quote>["']?)(?P<value>[^"'\s,&}}]+)""",
+    rf"""(?P<key>\\?["']?{_SECRET_KEYS}\\?["']?\s*[:=]\s*)(?P<quote>\\?["']?)"""
+    rf"""(?P<value>[^"'\s,&}}\\]+)""",
     re.IGNORECASE,
 )
+# Values known to be secret (read from ${VAR} in the config, login tokens): every text
+# orchestrate writes is cleaned of them, whichever writer writes it.
+_KNOWN: set[str] = set()
+# Shorter values would mask ordinary words and numbers.
+MIN_SECRET_LENGTH = 4
+
+
+def remember_secret(value: str) -> None:
+    if len(value) >= MIN_SECRET_LENGTH:
+        _KNOWN.add(value)
+
+
 _AUTH_VALUE = re.compile(r"(?P<scheme>\b(?:Bearer|Basic|Token)\s+)[A-Za-z0-9._~+/=-]+")
 _URL_PASSWORD = re.compile(r"(?P<prefix>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(?=@)", re.I)
 
@@ -39,7 +52,7 @@ def redact_text(text: str, secrets: tuple[str, ...] = (), keys: bool = True) -> 
     """Mask known secret values, bearer tokens, URL passwords and (``keys``) values of
     password-like keys; reports pass ``keys=False`` since an endpoint such as
     ``/api/livekit/token`` may be a key there."""
-    for secret in secrets:
+    for secret in sorted({*secrets, *_KNOWN}, key=len, reverse=True):
         if secret:
             text = text.replace(secret, MASK)
     text = _URL_PASSWORD.sub(lambda m: m.group("prefix") + MASK, text)

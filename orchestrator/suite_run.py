@@ -19,6 +19,7 @@ from orchestrator.config import LoginConfig
 from orchestrator.errors import ConfigError, ExitCode, TargetError, ToolNotFoundError
 from orchestrator.models import LoadTestResult, Status
 from orchestrator.pipeline import open_target, require_tool, say
+from orchestrator.redact import remember_secret
 from orchestrator.runner import RunSettings, new_run_dir, run_scenario
 from orchestrator.scenarios import Scenario
 from orchestrator.suites import PlannedScenario
@@ -117,6 +118,7 @@ def run_suite_command(
             auth: dict[str, str] = {}
             if config.login is not None:
                 token = log_in(config.login, config.target.base_url)
+                remember_secret(token)
                 secrets = (*secrets, token)
                 auth = config.login.auth_headers(token)
             scaled = f" at --scale {scale:g}" if scale != 1 else ""

@@ -6,6 +6,7 @@ the exit code, one clear line on stderr for failures, and the report directory.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -457,3 +458,46 @@ def test_init_writes_a_loadable_config_and_does_not_overwrite(tmp_path: Path) ->
     forced = orchestrate("init", "--force", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert written.read_text(encoding="utf-8") != "# mine\n"
+
+
+@pytest.mark.load
+def test_no_secret_reaches_any_file_written(
+    tmp_path: Path, reference_target: RunningTarget, node_tools: Path
+) -> None:
+    """A ${VAR} password and the login token appear in no report, log or saved tool config."""
+    password = "TestPassword123!"  # the reference target's seeded user
+    config = suite_config(reference_target.url)
+    credentials = {"email": "test@example.com", "password": "${LOAD_PW}"}
+    config["login"] = {"method": "POST", "path": "/api/auth/login", "body": credentials}
+    config["endpoints"] = {
+        "health": {"path": "/health"},
+        "login": {"method": "POST", "path": "/api/auth/login", "body": credentials},
+    }
+    for name in ("two-endpoints", "k6-health"):
+        config["scenarios"][name]["endpoints"] = ["health", "login"]
+        config["scenarios"][name]["hold"] = 1
+    (tmp_path / "orchestrate.yaml").write_text(json.dumps(config), encoding="utf-8")
+    done = orchestrate(
+        "suite",
+        "tiny",
+        "--config",
+        "orchestrate.yaml",
+        "-q",
+        "--report-dir",
+        "reports",
+        cwd=tmp_path,
+        env={"LOAD_PW": password},
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = [p for p in (tmp_path / "reports").rglob("*") if p.is_file()]
+    assert any(p.name == "autocannon-plan.json" for p in written)
+    assert any(p.name == "artillery.yml" for p in written)
+    for path in written:
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+        text = data.decode("utf-8", errors="replace")
+        assert password not in text, path
+        assert "Bearer eyJ" not in text, path  # the reference target's tokens are JWTs
+    assert password not in done.stdout + done.stderr
