@@ -173,6 +173,25 @@ def test_closed_port_is_a_target_failure_without_traceback(
     assert "resourceUsage" in result.missing  # nothing there to sample, and it says so
 
 
+@pytest.mark.load
+@pytest.mark.parametrize("tool", ["artillery", "k6"])
+def test_websocket_to_a_closed_port_fails_every_connection(
+    tool: str, tmp_path: Path, closed_port: int, node_tools: Path
+) -> None:
+    reports = tmp_path / "reports"
+    url = f"ws://127.0.0.1:{closed_port}/ws"
+    args = ["run", "--tool", tool, "--url", url, "-c", "5", "-d", "2", "-q"]
+    done = orchestrate(*args, "--report-dir", str(reports), cwd=tmp_path)
+    assert done.returncode == 3, done.stderr  # the tool-or-target failure code
+    assert "Traceback" not in done.stderr
+    _, result = only_result(reports)  # the result file is written all the same
+    assert result.status.value == "target_failed"
+    ws = result.websocket
+    assert ws is not None and ws.connections_attempted
+    assert ws.connections_failed == ws.connections_attempted
+    assert result.error_rate == 100
+
+
 def test_missing_tool_is_one_line_naming_the_install_command(
     tmp_path: Path, reference_target: RunningTarget
 ) -> None:
