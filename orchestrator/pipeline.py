@@ -27,7 +27,13 @@ from orchestrator.models import LoadTestResult
 from orchestrator.redact import SECRET_HEADERS
 from orchestrator.runner import RunSettings, new_run_dir, run_scenario
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage, WsFlow, WsMessage
-from orchestrator.targets import LocatedTarget, TargetSpec, locate_target, managed_target
+from orchestrator.targets import (
+    LocatedTarget,
+    TargetSpec,
+    locate_target,
+    managed_target,
+    url_port,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -167,7 +173,8 @@ def open_target(
     listening on the default URL, the reference target is started.
     """
     parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    host, known_port = url_port(url)
+    port = known_port or 80
     command = spec.command
     unconfigured = command is None and spec.pid is None and spec.container is None
     default_url = (host, port) == ("127.0.0.1", REFERENCE_PORT)
