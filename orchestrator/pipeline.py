@@ -23,7 +23,7 @@ from orchestrator import tools
 from orchestrator.adapters import check_supports
 from orchestrator.config_file import format_validation
 from orchestrator.errors import ConfigError, ExitCode, ToolNotFoundError
-from orchestrator.models import LoadTestResult
+from orchestrator.models import LoadTestResult, Protocol
 from orchestrator.redact import SECRET_HEADERS
 from orchestrator.runner import RunSettings, new_run_dir, run_scenario
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage, WsFlow, WsMessage
@@ -92,14 +92,19 @@ class SingleRun:
 
     def scenario(self) -> Scenario:
         parts = urlsplit(self.url)
-        protocol = "ws" if parts.scheme in {"ws", "wss"} else "http"
+        protocol: Protocol = "http"
+        if parts.scheme in {"ws", "wss"}:
+            protocol = "ws"
+        elif parts.scheme.startswith("postgres"):
+            protocol = "postgres"
         if self.open_model and self.rate is None:
             raise ConfigError("--open needs --rate (arrivals per second)")
         level = round(self.rate) if self.open_model and self.rate else self.connections
         stages = [Stage(duration=self.duration, target=level)]
         if self.ramp > 0:
             stages.insert(0, Stage(duration=self.ramp, target=level))
-        base = parts._replace(path="", query="", fragment="").geturl()
+        # A database URL names the database in its path: it is the whole target.
+        base = self.url if protocol == "postgres" else parts._replace(path="", query="").geturl()
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
@@ -109,7 +114,7 @@ class SingleRun:
                 protocol=protocol,
                 base_url=base,
                 endpoints=[]
-                if protocol == "ws"
+                if protocol != "http"
                 else [
                     Endpoint(method=self.method, path=path, headers=self.headers, body=self.body)
                 ],

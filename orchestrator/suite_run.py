@@ -23,6 +23,7 @@ from orchestrator.redact import remember_secret
 from orchestrator.runner import RunSettings, new_run_dir, run_scenario
 from orchestrator.scenarios import Scenario
 from orchestrator.suites import PlannedScenario
+from orchestrator.targets import locate_target
 
 LOGIN_TIMEOUT = 10.0
 
@@ -128,13 +129,17 @@ def run_suite_command(
                     f"[{index}/{len(runnable)}] {scenario.name} with {planned.tool} "
                     f"({scenario.shape.total_duration:.0f} s{scaled}): {planned.description}"
                 )
+                sampled, why = target, reason
+                if scenario.protocol == "postgres":
+                    # The database server is the target here, found by its port.
+                    sampled, why = locate_target(None, scenario.base_url)
                 result = run_scenario(
                     scenario,
                     planned.tool,
                     out_dir / scenario.name,
-                    target,
+                    sampled,
                     settings,
-                    unsampled_reason=reason,
+                    unsampled_reason=why,
                     thresholds=planned.thresholds,
                 )
                 results.append(result)

@@ -166,7 +166,7 @@ class ToolStatus:
     detail: str = ""
 
 
-def _version_of(argv: list[str]) -> str | None:
+def probe_version(argv: list[str]) -> str | None:
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired):
@@ -191,7 +191,7 @@ def doctor() -> list[ToolStatus]:
     for name, hint in (("node", NODE_HINT), ("npm", NODE_HINT)):
         try:
             path = resolve_executable(name, hint)
-            statuses.append(ToolStatus(name, path, _version_of([path, "--version"]), True))
+            statuses.append(ToolStatus(name, path, probe_version([path, "--version"]), True))
         except ToolNotFoundError as exc:
             statuses.append(ToolStatus(name, None, None, False, str(exc)))
     for tool in NODE_TOOLS:
@@ -206,7 +206,7 @@ def doctor() -> list[ToolStatus]:
     ):
         try:
             path = finder()
-            statuses.append(ToolStatus(name, path, _version_of([path, flag]), True))
+            statuses.append(ToolStatus(name, path, probe_version([path, flag]), True))
         except ToolNotFoundError as exc:
             statuses.append(ToolStatus(name, None, None, False, str(exc)))
     return statuses

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator.models import LoadTestResult, Threshold
+from orchestrator.models import LoadTestResult, ResourceUsage, Threshold
 from orchestrator.sla import format_metric
 
 MB = 1_000_000
@@ -46,6 +46,14 @@ def fmt_threshold(check: Threshold) -> str:
     measured = format_metric(check.metric, check.measured)
     detail = f"; {check.detail}" if check.detail and check.passed is None else ""
     return f"{verdict} {check.metric} {check.op} {limit} (measured {measured}{detail})"
+
+
+def _tree_note(usage: ResourceUsage) -> str:
+    """RSS summed over a process tree counts shared memory once per process: say so."""
+    most = max((s.processes or 1 for s in usage.series), default=1)
+    if most <= 1:
+        return ""
+    return f" (RSS summed over up to {most} processes: memory they share counts in each)"
 
 
 def summary_rows(result: LoadTestResult) -> list[tuple[str, str]]:
@@ -100,7 +108,7 @@ def summary_rows(result: LoadTestResult) -> list[tuple[str, str]]:
                 "target memory",
                 f"{fmt_bytes(usage.memory_start)} -> {fmt_bytes(usage.memory_end)} "
                 f"({fmt_bytes(usage.memory_delta, signed=True)}), "
-                f"peak {fmt_bytes(usage.memory_peak)}",
+                f"peak {fmt_bytes(usage.memory_peak)}{_tree_note(usage)}",
             )
         )
         rows.append(

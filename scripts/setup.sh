@@ -27,4 +27,21 @@ if [ "$have" != "$want" ] && [ "$have" != "${want%-main}-dev" ]; then
   fi
   echo "$want" > "$stamp"
 fi
+# pgbench (db-pool scenario) and the PostgreSQL server binaries its tests start privately.
+has_initdb() { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+if ! command -v pgbench >/dev/null || ! has_initdb; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing PostgreSQL (pgbench, initdb) with apt-get"
+    # Binaries only: no cluster is created or started on this machine.
+    if [ ! -f /etc/postgresql-common/createcluster.conf ]; then
+      mkdir -p /etc/postgresql-common
+      echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+  else
+    echo "setup: pgbench/initdb not found: the db-pool scenario and its tests need them." >&2
+    echo "  Debian/Ubuntu: sudo apt-get install postgresql postgresql-contrib" >&2
+  fi
+fi
 "$venv/bin/orchestrate" tools install

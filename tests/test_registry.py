@@ -18,7 +18,7 @@ WS = Scenario(
 
 
 def test_every_tool_is_registered() -> None:
-    assert known_tools() == ["artillery", "autocannon", "k6"]
+    assert known_tools() == ["artillery", "autocannon", "k6", "pgbench"]
 
 
 @pytest.mark.parametrize("tool", ["artillery", "k6"])

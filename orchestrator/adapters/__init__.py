@@ -11,9 +11,11 @@ ADAPTERS: dict[str, Adapter] = {}
 
 def _register() -> None:
     # Imported here so that `orchestrate --help` does not import every adapter.
-    from orchestrator.adapters import artillery, autocannon, k6
+    from orchestrator.adapters import artillery, autocannon, k6, pgbench
 
-    ADAPTERS.update({"autocannon": autocannon, "artillery": artillery, "k6": k6})
+    ADAPTERS.update(
+        {"autocannon": autocannon, "artillery": artillery, "k6": k6, "pgbench": pgbench}
+    )
 
 
 def known_tools() -> list[str]:

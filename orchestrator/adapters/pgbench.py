@@ -1,0 +1,244 @@
+"""pgbench (PostgreSQL, closed model) through a small step runner.
+
+pgbench has no ramp and one run has one client count, so the load shape becomes constant
+steps (:meth:`LoadShape.steps`), each its own pgbench process, started one after another
+by :mod:`orchestrator.adapters.pgbench_steps` (``python -m``, from one JSON plan; no shell).
+Before the first step the runner checks that pgbench's tables exist and, only if they are
+missing, creates them with ``pgbench -i`` (the result says so).
+
+The workload mixes pgbench's built-in scripts: ``tpcb-like`` (a write transaction: BEGIN,
+3 UPDATEs, a SELECT, an INSERT, END) weighted 1 and ``select-only`` (a point read)
+weighted 4, so 20% of transactions write and 80% read, over ``-M prepared`` statements.
+
+The password in the database URL never reaches argv or a saved file: pgbench gets it from
+``PGPASSWORD`` in :attr:`Invocation.env` (which is not saved); host, port, user and
+database go on argv. Every transaction's time is in pgbench's per-transaction log (``-l``),
+which :mod:`parsers.pgbench` reads into exact HdrHistograms.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from orchestrator import redact, tools
+from orchestrator.adapters import base
+from orchestrator.adapters.base import Invocation
+from orchestrator.errors import ConfigError, ToolNotFoundError
+from orchestrator.models import LoadTestResult, Protocol
+from orchestrator.process import ToolRun
+from orchestrator.scenarios import Scenario
+from parsers import pgbench as parser
+
+LOG = logging.getLogger(__name__)
+
+NAME = "pgbench"
+PROTOCOLS: frozenset[Protocol] = frozenset({"postgres"})
+PLAN_NAME = "pgbench-plan.json"
+OUTPUT_NAME = "pgbench-output.json"
+RUNNER_MODULE = "orchestrator.adapters.pgbench_steps"
+# tpcb-like is pgbench's read/write transaction, select-only its read: 1 write in 5.
+SCRIPTS = ("tpcb-like@1", "select-only@4")
+STEP_SECONDS = 2.0
+# pgbench's -T takes whole seconds.
+MIN_STEP_SECONDS = 1
+# Scale factor for `pgbench -i` when the tables are missing: pgbench's docs ask for one
+# branch per client (else every tpcb-like transaction queues on few branch rows); 10
+# (1M accounts, ~150 MB, a few seconds to create) bounds what we write into a database.
+MAX_INIT_SCALE = 10
+# Each step starts a new pgbench (connections, first step: vacuum); init may run once.
+STEP_OVERHEAD_S = 5.0
+INIT_ALLOWANCE_S = 120.0
+# URL query parameters that libpq also reads from the environment.
+QUERY_ENV = {
+    "sslmode": "PGSSLMODE",
+    "application_name": "PGAPPNAME",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "options": "PGOPTIONS",
+}
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where pgbench connects; ``password`` only ever goes to the environment."""
+
+    host: str
+    port: int
+    user: str | None
+    dbname: str
+    password: str | None
+    env: dict[str, str]
+
+    @property
+    def label(self) -> str:
+        who = f"{self.user}@" if self.user else ""
+        return f"{who}{self.host}:{self.port}/{self.dbname}"
+
+
+@functools.cache
+def version() -> str | None:
+    try:
+        path = tools.pgbench_executable()
+    except ToolNotFoundError:
+        return None
+    text = tools.probe_version([path, "--version"]) or ""
+    # "pgbench (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)" -> "15.20"
+    match = re.search(r"\)\s*(\d+(?:\.\d+)*)", text)
+    return match.group(1) if match else (text or None)
+
+
+def major_version(version_text: str | None) -> int | None:
+    """15 from ``15.20`` (or from pgbench's whole ``--version`` line)."""
+    match = re.search(r"(\d+)(?:\.\d+)*\s*(?:\(|$)", version_text or "")
+    return int(match.group(1)) if match else None
+
+
+def parse_database_url(url: str, timeout: float = 10.0) -> Database:
+    """host/port/user/dbname/password of a postgres URL; ConfigError if pgbench can't use it."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"postgres", "postgresql"}:
+        raise ConfigError(f"pgbench needs a postgresql:// URL, got {redact.redact_url(url)!r}")
+    try:
+        port = parts.port or 5432
+    except ValueError as exc:
+        raise ConfigError(f"bad port in {redact.redact_url(url)!r}") from exc
+    dbname = unquote(parts.path.lstrip("/")) or (unquote(parts.username or "") or "postgres")
+    env = {"PGCONNECT_TIMEOUT": str(max(2, round(timeout)))}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in QUERY_ENV:
+            known = ", ".join(sorted(QUERY_ENV))
+            raise ConfigError(f"pgbench: unsupported URL parameter {key!r} (supported: {known})")
+        env[QUERY_ENV[key]] = value
+    password = unquote(parts.password) if parts.password is not None else None
+    if password:
+        env["PGPASSWORD"] = password
+    return Database(
+        host=parts.hostname or "127.0.0.1",
+        port=port,
+        user=unquote(parts.username) if parts.username else None,
+        dbname=dbname,
+        password=password,
+        env=env,
+    )
+
+
+def check_scenario(scenario: Scenario) -> None:
+    """Refuse what pgbench cannot do, before anything starts."""
+    where = f"scenario {scenario.name!r}"
+    if scenario.protocol not in PROTOCOLS:
+        raise ConfigError(f"pgbench cannot run {scenario.protocol} load ({where})")
+    if scenario.shape.model != "closed":
+        raise ConfigError(f"pgbench runs a closed model (clients), not arrival rates ({where})")
+    if scenario.think_time > 0 or scenario.max_rate is not None:
+        raise ConfigError(f"pgbench runs its clients flat out: no think_time/max_rate ({where})")
+    if scenario.shape.peak < 1:
+        raise ConfigError(f"the load shape never opens a connection ({where})")
+
+
+def connection_args(db: Database) -> list[str]:
+    args = ["-h", db.host, "-p", str(db.port)]
+    if db.user:
+        args += ["-U", db.user]
+    return args
+
+
+def step_durations(scenario: Scenario) -> list[tuple[int, int]]:
+    """(whole seconds, clients) per step; pgbench's -T has a one-second grain."""
+    ramps = [d for d, low, high in scenario.shape.segments() if low != high]
+    step = max(float(MIN_STEP_SECONDS), min([STEP_SECONDS, *(r / 2 for r in ramps)]))
+    return [
+        (max(MIN_STEP_SECONDS, round(duration)), level)
+        for duration, level in scenario.shape.steps(step)
+    ]
+
+
+def build_plan(
+    scenario: Scenario,
+    db: Database,
+    pgbench: str,
+    workdir: Path,
+    output_path: Path,
+    pgbench_version: str | None,
+    cores: int,
+) -> dict[str, Any]:
+    """The step runner's plan: every argv it will run (no password anywhere in it)."""
+    conn = connection_args(db)
+    # pgbench 15+ logs serialization and deadlock failures by kind (older ones abort).
+    detailed = ["--failures-detailed"] if (major_version(pgbench_version) or 0) >= 15 else []
+    scripts = [arg for s in SCRIPTS for arg in ("-b", s)]
+    steps: list[dict[str, Any]] = []
+    for index, (seconds, clients) in enumerate(step_durations(scenario)):
+        prefix = str(workdir / f"pgbench_log_s{index + 1}")
+        argv = None
+        if clients > 0:
+            argv = [
+                pgbench, *conn,
+                "-c", str(clients), "-j", str(min(clients, cores)), "-T", str(seconds),
+                "-M", "prepared", *scripts, "--progress", "1",
+                "-l", "--log-prefix", prefix, *detailed,
+                # Vacuum (and empty pgbench_history) once, before the first loaded step.
+                *(["-n"] if any(s["argv"] for s in steps) else []),
+                db.dbname,
+            ]  # fmt: skip
+        steps.append(
+            {"index": index, "clients": clients, "seconds": seconds, "argv": argv,
+             "logPrefix": prefix}
+        )  # fmt: skip
+    scale = max(1, min(scenario.shape.peak, MAX_INIT_SCALE))
+    return {
+        "database": db.label,
+        "pgbenchVersion": pgbench_version,
+        # One read transaction: fails with 'relation "pgbench_branches" does not exist'
+        # when the tables are missing, or with the connection error when the server is.
+        "probe": [pgbench, *conn, "-n", "-c", "1", "-t", "1", "-b", "select-only", db.dbname],
+        "init": [pgbench, *conn, "-i", "-s", str(scale), "-q", db.dbname],
+        "initScale": scale,
+        "steps": steps,
+        "stopWhenErrorRate": scenario.stop_when_error_rate,
+        "workdir": str(workdir),
+        "output": str(output_path),
+    }
+
+
+def prepare(scenario: Scenario, workdir: Path) -> Invocation:
+    check_scenario(scenario)
+    db = parse_database_url(scenario.base_url, scenario.timeout)
+    if db.password:
+        # Whatever writes text later (logs, reports) masks it too.
+        redact.remember_secret(db.password)
+    pgbench = tools.pgbench_executable()
+    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir.resolve()
+    output_path = workdir / OUTPUT_NAME
+    cores = os.cpu_count() or 1
+    plan = build_plan(scenario, db, pgbench, workdir, output_path, version(), cores)
+    plan_path = workdir / PLAN_NAME
+    plan_path.write_text(json.dumps(plan, indent=2), encoding="utf-8")
+    loaded = [s for s in plan["steps"] if s["argv"]]
+    return Invocation(
+        tool=NAME,
+        argv=[sys.executable, "-m", RUNNER_MODULE, str(plan_path)],
+        workdir=workdir,
+        output_path=output_path,
+        timeout=sum(s["seconds"] for s in plan["steps"])
+        + base.DEFAULT_GRACE
+        + INIT_ALLOWANCE_S
+        + STEP_OVERHEAD_S * len(loaded),
+        cpu_capacity_percent=100.0 * min(scenario.shape.peak, cores),
+        env=db.env,
+        saved_configs=[plan_path],
+    )
+
+
+def parse(scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult:
+    return parser.parse_runner_output(
+        scenario, invocation.output_path, run=run, tool_version=version()
+    )

@@ -1,0 +1,367 @@
+"""pgbench output -> LoadTestResult.
+
+Sources, all files written by :mod:`orchestrator.adapters.pgbench_steps`:
+
+* ``pgbench-output.json``: which steps ran, when, their exit codes and file names;
+* pgbench's per-transaction logs (``-l``), read by :mod:`parsers.pgbench_log`: every
+  latency goes into an HdrHistogram, so percentiles are exact (pgbench's own summary has
+  only the mean), and each transaction's end time places it in the per-second series;
+* pgbench's summary (stdout) as a cross-check, and its stderr for what the log cannot hold:
+  connections the server refused and clients that aborted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from orchestrator import histogram as hist
+from orchestrator.errors import ParseError
+from orchestrator.models import LoadTestResult, ResponseTime, Status, StepSummary
+from orchestrator.process import ToolRun
+from orchestrator.redact import redact_url
+from orchestrator.scenarios import Scenario
+from parsers.common import judge, per_second, rate_percent, read_json
+from parsers.pgbench_log import SecondsBuilder, StepTally, counter_histogram, tally_step
+
+TOOL = "pgbench"
+RUNNER_FORMAT = "orchestrate-pgbench/1"
+LATENCY_MEASURES = (
+    "pgbench: the time of each whole transaction, from sending its first statement to the "
+    "end of its last (every statement of the script, BEGIN..END included), on a connection "
+    "opened before the run (connection time excluded), per client; written by pgbench in µs "
+    "to its per-transaction log. Workload: builtin tpcb-like (3 UPDATEs, a SELECT, an INSERT "
+    "in one transaction) weighted 1, select-only (one point SELECT) weighted 4, "
+    "-M prepared. Failed transactions have no latency. Raw (no coordinated-omission "
+    "correction)."
+)
+NO_TRANSACTION = "no transaction completed, so there is no latency to report"
+_CONN_FAILED = re.compile(r"connection to server .*? failed: (?P<why>.+)")
+_NO_CONNECTION = re.compile(r"could not create connection for (?:client (?P<client>\d+)|\w+)")
+_ABORTED = re.compile(r"client (?P<client>\d+) (?:script \d+ )?aborted")
+_PROGRESS = re.compile(
+    r"progress: (?P<t>[\d.]+) s, (?P<tps>[\d.]+) tps, lat (?P<lat>[\d.]+|NaN) ms"
+    r"(?:[^,]*)(?:, (?P<failed>\d+) failed)?"
+)
+_SUMMARY = {
+    "processed": re.compile(r"number of transactions actually processed: (\d+)"),
+    "failed": re.compile(r"number of failed transactions: (\d+)"),
+    "scale": re.compile(r"scaling factor: (\d+)"),
+}
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class StepRun(_Wire):
+    index: int
+    clients: int
+    seconds: int
+    start: float
+    end: float | None = None
+    returncode: int | None = None
+    interrupted: bool = False
+    stdout: str | None = None
+    stderr: str | None = None
+    logFiles: list[str] = []  # noqa: N815 - the runner's JSON key
+
+
+class RunnerOutput(_Wire):
+    format: str
+    pgbenchVersion: str | None = None  # noqa: N815
+    database: str
+    startedAt: float  # noqa: N815
+    endedAt: float | None = None  # noqa: N815
+    interrupted: bool
+    complete: bool
+    plannedSteps: int  # noqa: N815
+    setup: dict[str, Any]
+    setupFailed: bool = False  # noqa: N815
+    stoppedEarly: dict[str, Any] | None = None  # noqa: N815
+    steps: list[StepRun]
+
+
+# ---- console and stderr ----
+
+
+def progress_figures(line: str) -> str | None:
+    """``1234.5 req/s, 0 failed, lat avg 3.2 ms`` from a pgbench progress line."""
+    match = _PROGRESS.search(line)
+    if match is None:
+        return None
+    return (
+        f"{match.group('t')} s: {match.group('tps')} req/s, {match.group('failed') or 0} "
+        f"failed, lat avg {match.group('lat')} ms"
+    )
+
+
+def tables_missing(stderr: str) -> bool:
+    return bool(re.search(r'relation "pgbench_\w+" does not exist', stderr))
+
+
+def classify_connection_error(message: str) -> str:
+    text = message.lower()
+    if "too many clients" in text or "connection slots are reserved" in text:
+        return "too_many_connections"
+    if "connection refused" in text:
+        return "connection_refused"
+    if "authentication failed" in text or "no password supplied" in text:
+        return "auth_failed"
+    if "timeout expired" in text:
+        return "timeout"
+    if "database" in text and "does not exist" in text:
+        return "database_missing"
+    return "connection_failed"
+
+
+@dataclass
+class StderrFacts:
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (kind, server message)
+    aborted_clients: set[int] = field(default_factory=set)
+    first_error: str | None = None
+
+
+def read_stderr(path: Path | None) -> StderrFacts:
+    """Connections pgbench could not open (one per client or setup line) and aborted clients."""
+    facts = StderrFacts()
+    if path is None or not path.is_file():
+        return facts
+    last_why: str | None = None
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if "error:" in line and facts.first_error is None:
+            facts.first_error = line.split("error:", 1)[1].strip()
+        if match := _CONN_FAILED.search(line):
+            last_why = match.group("why").strip()
+        elif _NO_CONNECTION.search(line):
+            why = last_why or "connection failed"
+            facts.refused.append((classify_connection_error(why), why))
+            last_why = None
+        elif match := _ABORTED.search(line):
+            facts.aborted_clients.add(int(match.group("client")))
+    return facts
+
+
+def read_summary(path: Path | None) -> dict[str, int]:
+    if path is None or not path.is_file():
+        return {}
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return {k: int(m.group(1)) for k, rx in _SUMMARY.items() if (m := rx.search(text))}
+
+
+def quick_error_rate(workdir: Path, record: dict[str, Any]) -> float | None:
+    """A step's failed share (percent) from pgbench's summary, for stop_when_error_rate."""
+    if record.get("stderr") is None:  # a pause: no pgbench ran
+        return None
+    facts = read_stderr(workdir / record["stderr"])
+    summary = read_summary(workdir / record["stdout"])
+    if facts.refused and not summary.get("processed"):
+        return 100.0
+    ok = summary.get("processed", 0)
+    failed = summary.get("failed", 0) + len(facts.aborted_clients) + len(facts.refused)
+    return rate_percent(failed, ok + failed)
+
+
+# ---- the result ----
+
+
+def load_runner_output(path: Path) -> RunnerOutput:
+    data = read_json(path)
+    try:
+        output = RunnerOutput.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "top level"
+        raise ParseError(str(path), where, first["msg"]) from exc
+    if output.format != RUNNER_FORMAT:
+        raise ParseError(str(path), "format", f"expected {RUNNER_FORMAT!r}, got {output.format!r}")
+    return output
+
+
+@dataclass
+class Totals:
+    ok: int = 0
+    total: int = 0
+    transactions: int = 0
+    duration: float = 0.0
+    errors: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+    steps: list[StepSummary] = field(default_factory=list)
+    histogram: Any = field(default_factory=hist.new_histogram)
+
+
+def _file(folder: Path, name: str | None) -> Path | None:
+    return folder / name if name else None
+
+
+def _step_duration(step: StepRun) -> float:
+    # pgbench runs -T seconds of load after connecting (and, first, vacuuming): a step
+    # that lasted its -T is counted as exactly that; one cut short as what it lasted.
+    if step.end is None:
+        return 0.0
+    return max(0.0, min(float(step.seconds), step.end - step.start))
+
+
+def add_step(folder: Path, step: StepRun, origin: float, stopped: bool, totals: Totals,
+             seconds: SecondsBuilder) -> None:  # fmt: skip
+    """Tally one step's logs, stderr and summary into ``totals``."""
+    name = f"step {step.index + 1} ({step.clients} clients)"
+    tolerate = stopped or step.interrupted or step.returncode not in (0, None)
+    tally = (
+        tally_step(folder, step.logFiles, step.clients, seconds, tolerate)
+        if step.stderr
+        else StepTally()
+    )
+    facts = read_stderr(_file(folder, step.stderr))
+    summary = read_summary(_file(folder, step.stdout))
+    transactions = tally.ok + sum(tally.failures.values())
+    errors = Counter(tally.failures)
+    if facts.refused and transactions == 0:
+        kind, why = facts.refused[0]
+        errors[kind] += step.clients
+        totals.notes.append(
+            f"{name}: the database refused connections ({why}); pgbench stops a run when "
+            f"any client cannot connect, so none of the step's {step.clients} clients ran"
+        )
+    else:
+        errors.update(kind for kind, _ in facts.refused)
+    if facts.aborted_clients:
+        errors["client_aborted"] += len(facts.aborted_clients)
+        totals.notes.append(
+            f"{name}: {len(facts.aborted_clients)} client(s) aborted ({facts.first_error})"
+        )
+    if "processed" in summary and summary["processed"] != tally.ok:
+        totals.notes.append(
+            f"{name}: pgbench's summary counts {summary['processed']} transactions, "
+            f"its log {tally.ok}"
+        )
+    if summary.get("scale") is not None and summary["scale"] < step.clients:
+        totals.notes.append(
+            f"{name}: scale factor {summary['scale']} < {step.clients} clients, so tpcb-like "
+            "transactions queue on the few pgbench_branches rows (pgbench's docs advise "
+            "a scale of at least the client count)"
+        )
+    step_hist = counter_histogram(tally.latencies)
+    totals.histogram.add(step_hist)
+    step_total = tally.ok + sum(errors.values())
+    duration = _step_duration(step)
+    totals.ok += tally.ok
+    totals.total += step_total
+    totals.transactions += transactions
+    totals.duration += duration
+    totals.errors.update(errors)
+    totals.steps.append(
+        StepSummary(
+            index=step.index,
+            concurrency=step.clients,
+            start=step.start - origin,
+            duration=duration,
+            total_requests=step_total,
+            failed_requests=step_total - tally.ok,
+            throughput=per_second(transactions, duration) if step.stderr else None,
+            response_time=hist.summarize(step_hist),
+        )
+    )
+
+
+def add_setup(folder: Path, output: RunnerOutput, totals: Totals) -> Status | None:
+    """The probe/initialisation before the steps; a status when they stopped the run."""
+    setup = output.setup
+    if setup.get("initialized"):
+        totals.notes.append(
+            f"the pgbench_* tables were missing in {output.database}: created them with "
+            f"`pgbench -i -s {setup.get('initScale')}` ({setup.get('initSeconds')} s) first"
+        )
+    if not output.setupFailed:
+        return None
+    if "initReturncode" in setup:
+        facts = read_stderr(_file(folder, setup.get("initStderr")))
+        totals.notes.append(f"`pgbench -i` failed: {facts.first_error or 'see init.err'}")
+        return Status.TOOL_FAILED
+    facts = read_stderr(_file(folder, setup.get("probeStderr")))
+    kind, why = facts.refused[0] if facts.refused else ("connection_failed", facts.first_error)
+    totals.errors[kind] += 1
+    totals.total += 1
+    totals.notes.append(f"could not use {output.database}: {why or 'see probe.err'}")
+    return None
+
+
+def parse_runner_output(
+    scenario: Scenario, path: Path, run: ToolRun | None = None, tool_version: str | None = None
+) -> LoadTestResult:
+    """Our runner's output and pgbench's files as a result; corrupt files are ParseErrors."""
+    output = load_runner_output(path)
+    folder = path.parent
+    stopped = output.interrupted or (run is not None and (run.interrupted or run.timed_out))
+    origin = output.steps[0].start if output.steps else output.startedAt
+    seconds = SecondsBuilder(origin_us=round(origin * 1_000_000))
+    totals = Totals()
+    setup_status = add_setup(folder, output, totals)
+    for step in output.steps:
+        add_step(folder, step, origin, stopped, totals, seconds)
+    seconds.flush()
+    status, detail = judge(totals.total, totals.ok, run, dict(totals.errors))
+    if setup_status is not None:
+        status, detail = setup_status, None  # the notes say why
+    notes = [detail] if detail else []
+    if output.interrupted and status is not Status.INTERRUPTED:
+        if run is not None and run.timed_out:
+            notes.append("stopped at the time limit; the result holds what was measured")
+        else:
+            status = Status.INTERRUPTED
+            notes.append("the runner was interrupted; the result holds what was measured")
+    elif not output.complete and not output.setupFailed and not output.interrupted:
+        if status is Status.COMPLETED:
+            status = Status.TOOL_FAILED
+        notes.append(
+            f"the runner stopped before the end: {len(output.steps)} of "
+            f"{output.plannedSteps} steps measured"
+        )
+    if output.stoppedEarly is not None:
+        stop = output.stoppedEarly
+        notes.append(
+            f"stopped early after step {stop['afterStep'] + 1} of {output.plannedSteps}: "
+            f"{stop['errorRate']:.1f}% failed, over stop_when_error_rate {stop['limit']:g}%"
+        )
+    notes.extend(totals.notes)
+    missing = {"statusCodes": "PostgreSQL has no status codes; errors holds failures by kind"}
+    if totals.histogram.get_total_count() == 0:
+        missing["responseTime"] = NO_TRANSACTION
+    ended = output.endedAt or output.startedAt
+    return LoadTestResult(
+        scenario=scenario.name,
+        tool=TOOL,
+        tool_version=tool_version or output.pgbenchVersion,
+        protocol="postgres",
+        workload_model="closed",
+        latency_measures=LATENCY_MEASURES,
+        target=redact_url(scenario.base_url),
+        concurrency=max((s.clients for s in output.steps), default=0),
+        duration=totals.duration,
+        total_requests=totals.total,
+        successful_requests=totals.ok,
+        failed_requests=totals.total - totals.ok,
+        error_rate=rate_percent(totals.total - totals.ok, totals.total),
+        throughput=per_second(totals.transactions, totals.duration),
+        response_time=_summary(totals),
+        errors=dict(totals.errors),
+        time_series=seconds.buckets,
+        steps=totals.steps,
+        histogram=hist.encode(totals.histogram) if totals.histogram.get_total_count() else None,
+        started_at=datetime.fromtimestamp(output.startedAt, UTC),
+        ended_at=datetime.fromtimestamp(ended, UTC),
+        status=status,
+        status_detail="; ".join(notes) or None,
+        raw_output=str(path),
+        missing=missing,
+    )
+
+
+def _summary(totals: Totals) -> ResponseTime:
+    return hist.summarize(totals.histogram)
