@@ -23,13 +23,11 @@ import re
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from hdrh.histogram import HdrHistogram
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from orchestrator import histogram as hist
-from orchestrator.errors import ParseError
 from orchestrator.models import (
     LoadTestResult,
     Protocol,
@@ -41,7 +39,7 @@ from orchestrator.models import (
 from orchestrator.process import ToolRun
 from orchestrator.redact import redact_url
 from orchestrator.scenarios import Scenario
-from parsers.common import judge, per_second, rate_percent, read_json
+from parsers.common import judge, per_second, rate_percent, read_json, validated
 
 TOOL = "artillery"
 WS_LATENCY = (
@@ -118,24 +116,15 @@ class WorkerData(_Wire):
     seconds: list[Second]
 
 
-def _validated(model: type[_Wire], value: Any, path: Path) -> Any:
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "top level"
-        raise ParseError(str(path), where, first["msg"]) from exc
-
-
 def load_report(path: Path) -> Report:
-    result: Report = _validated(Report, read_json(path), path)
+    result: Report = validated(Report, read_json(path), path)
     return result
 
 
 def load_worker_data(data_dir: Path) -> list[WorkerData]:
     out: list[WorkerData] = []
     for file in sorted(data_dir.glob("*.json")) if data_dir.is_dir() else []:
-        out.append(_validated(WorkerData, read_json(file), file))
+        out.append(validated(WorkerData, read_json(file), file))
     return out
 
 

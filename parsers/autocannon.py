@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from orchestrator import histogram as hist
 from orchestrator.errors import ParseError
@@ -30,7 +30,7 @@ from orchestrator.models import (
 from orchestrator.process import ToolRun
 from orchestrator.redact import redact_url
 from orchestrator.scenarios import Scenario
-from parsers.common import judge, per_second, rate_percent, read_json
+from parsers.common import judge, per_second, rate_percent, read_json, validated
 
 TOOL = "autocannon"
 RUNNER_FORMAT = "orchestrate-autocannon/1"
@@ -98,13 +98,7 @@ class RunnerOutput(_Wire):
 
 
 def load_runner_output(path: Path) -> RunnerOutput:
-    data = read_json(path)
-    try:
-        output = RunnerOutput.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "top level"
-        raise ParseError(str(path), where, first["msg"]) from exc
+    output = validated(RunnerOutput, read_json(path), path)
     if output.format != RUNNER_FORMAT:
         raise ParseError(str(path), "format", f"expected {RUNNER_FORMAT!r}, got {output.format!r}")
     return output

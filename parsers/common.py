@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import ParseError
 from orchestrator.models import Status
 from orchestrator.process import ToolRun
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def rate_percent(part: int, total: int) -> float | None:
@@ -54,6 +58,16 @@ def read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ParseError(str(path), f"line {exc.lineno} column {exc.colno}", exc.msg) from exc
+
+
+def validated(model: type[M], value: Any, path: Path) -> M:
+    """``value`` as ``model``, or a ParseError naming the file and the first bad key path."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "top level"
+        raise ParseError(str(path), where, first["msg"]) from exc
 
 
 def iter_json_lines(lines: Iterator[str], path: Path) -> Iterator[dict[str, Any]]:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from orchestrator import histogram as hist
 from orchestrator.errors import ParseError
@@ -27,7 +27,7 @@ from orchestrator.models import LoadTestResult, ResponseTime, Status, StepSummar
 from orchestrator.process import ToolRun
 from orchestrator.redact import redact_url
 from orchestrator.scenarios import Scenario
-from parsers.common import judge, per_second, rate_percent, read_json
+from parsers.common import judge, per_second, rate_percent, read_json, validated
 from parsers.pgbench_log import SecondsBuilder, StepTally, counter_histogram, tally_step
 
 TOOL = "pgbench"
@@ -172,13 +172,7 @@ def quick_error_rate(workdir: Path, record: dict[str, Any]) -> float | None:
 
 
 def load_runner_output(path: Path) -> RunnerOutput:
-    data = read_json(path)
-    try:
-        output = RunnerOutput.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "top level"
-        raise ParseError(str(path), where, first["msg"]) from exc
+    output = validated(RunnerOutput, read_json(path), path)
     if output.format != RUNNER_FORMAT:
         raise ParseError(str(path), "format", f"expected {RUNNER_FORMAT!r}, got {output.format!r}")
     return output
