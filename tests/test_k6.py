@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import statistics
 import subprocess
 import threading
 from pathlib import Path
@@ -521,22 +522,29 @@ def test_k6_and_autocannon_agree_on_health(
     # connections, the tools' own CPU use on the same 2 cores sets the latency (4
     # connections: 1.7-2.2), and autocannon's rate cap sends each second's requests in a
     # burst while k6 paces them, so capped runs compare unlike loads.
-    scenario = http_scenario(reference_target.url, shape=LoadShape.constant(1, 2))
-    k6_result = run_scenario(scenario, tmp_path / "k6")
-    invocation = autocannon.prepare(scenario, tmp_path / "ac")
-    run = run_tool(
-        invocation.argv,
-        timeout=invocation.timeout,
-        log_path=tmp_path / "ac" / "autocannon.log",
-        env={**os.environ, **invocation.env},
-        sink=None,
-    )
-    ac_result = autocannon.parse(scenario, invocation, run)
-    k6_p50, ac_p50 = k6_result.response_time.p50, ac_result.response_time.p50
-    print(f"/health p50: k6 {k6_p50} ms, autocannon {ac_p50} ms")
-    print(f"throughput: k6 {k6_result.throughput}/s, autocannon {ac_result.throughput}/s")
-    assert k6_result.failed_requests == 0 and ac_result.failed_requests == 0
-    assert k6_p50 and ac_p50
+    # Three short alternating rounds, compared by their medians: one noisy second on the
+    # shared machine should not decide the comparison.
+    scenario = http_scenario(reference_target.url, shape=LoadShape.constant(1, 1))
+    k6_p50s: list[float] = []
+    ac_p50s: list[float] = []
+    for round_no in range(3):
+        k6_result = run_scenario(scenario, tmp_path / f"k6-{round_no}")
+        invocation = autocannon.prepare(scenario, tmp_path / f"ac-{round_no}")
+        run = run_tool(
+            invocation.argv,
+            timeout=invocation.timeout,
+            log_path=tmp_path / f"ac-{round_no}" / "autocannon.log",
+            env={**os.environ, **invocation.env},
+            sink=None,
+        )
+        ac_result = autocannon.parse(scenario, invocation, run)
+        assert k6_result.failed_requests == 0 and ac_result.failed_requests == 0
+        assert k6_result.response_time.p50 and ac_result.response_time.p50
+        k6_p50s.append(k6_result.response_time.p50)
+        ac_p50s.append(ac_result.response_time.p50)
+    k6_p50, ac_p50 = statistics.median(k6_p50s), statistics.median(ac_p50s)
+    print(f"/health p50 per round: k6 {k6_p50s} ms, autocannon {ac_p50s} ms")
+    print(f"medians: k6 {k6_p50:.3f} ms, autocannon {ac_p50:.3f} ms, ratio {k6_p50 / ac_p50:.2f}")
     assert 1 / 1.5 <= k6_p50 / ac_p50 <= 1.5
 
 
