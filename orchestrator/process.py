@@ -114,7 +114,13 @@ class _Pump(threading.Thread):
             self.log.flush()
             text = chunk.decode("utf-8", errors="replace")
             if self.sink is not None:
-                self.sink(text)
+                try:
+                    self.sink(text)
+                except Exception:
+                    # A broken display must not stop the pump: the tool would block on
+                    # a full pipe. The log file still gets everything.
+                    LOG.exception("live output display failed; output goes to the log only")
+                    self.sink = None
             self._keep_tail(text)
         if self._partial:
             self.tail.append(self._partial)
@@ -210,6 +216,9 @@ def run_tool(
         finally:
             if proc.poll() is None:
                 stop_process_group(proc, signal.SIGKILL)
+            elif _group_alive(proc.pid):
+                # The tool exited but left children in its group: they go too.
+                stop_process_group(proc, signal.SIGTERM)
             pump.join(timeout=5)
             proc.stdout.close()
     return ToolRun(
