@@ -147,6 +147,9 @@ def run_suite_command(
                     break
         suite_checks = sla.evaluate_suite(results, suite.suite_thresholds)
         code = sla.suite_exit_code(results, skipped, suite_checks)
+    except KeyboardInterrupt:
+        code = ExitCode.INTERRUPTED
+        raise
     finally:
         write_report(
             out_dir,
