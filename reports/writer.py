@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,8 @@ from orchestrator.models import LoadTestResult, Threshold
 from orchestrator.redact import redact_text
 from orchestrator.sla import lookup
 from reports.summary import render_markdown, verdict_rows
+
+LOG = logging.getLogger(__name__)
 
 CSV_FIELDS = (
     "scenario",
@@ -42,7 +45,11 @@ def write_report(
     exit_code: int | None = None,
     secrets: tuple[str, ...] = (),
 ) -> list[Path]:
-    """Write summary.json, summary.md and results.csv; returns the paths written."""
+    """Write summary.json, summary.md, results.csv, then index.html with plots/.
+
+    Returns the paths written. The HTML comes last and its failure is only a warning:
+    the machine-readable files must never be lost to a plotting problem.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     skipped = skipped or {}
     dumped = [r.model_dump(mode="json", by_alias=True) for r in results]
@@ -68,6 +75,22 @@ def write_report(
         for row in dumped:
             writer.writerow(["" if (v := lookup(row, f)) is None else v for f in CSV_FIELDS])
     written.append(csv_path)
+    try:
+        from reports.html import write_html  # imports jinja2; matplotlib only when drawing
+
+        written.append(
+            write_html(
+                run_dir,
+                title,
+                results,
+                skipped=skipped,
+                suite_checks=suite_checks,
+                exit_code=exit_code,
+                secrets=secrets,
+            )
+        )
+    except Exception as exc:
+        LOG.warning("index.html not written: %s: %s", type(exc).__name__, exc)
     return written
 
 
