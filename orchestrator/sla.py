@@ -293,8 +293,9 @@ def evaluate_suite(
       each scenario's duration (sum of requests / sum of seconds; scenarios run one after
       another, so their rates are never added up).
     - aggregateWsMessageRate: the same over the WebSocket scenarios' message rates.
-    - memoryDeltaPer100Users: the worst scenario's target memory growth per 100 peak users
-      (memoryDelta / concurrency x 100).
+    - memoryDeltaPer100Users: the worst HTTP/WebSocket scenario's target memory growth per
+      100 peak users (memoryDelta / concurrency x 100); database scenarios sample the
+      database server, not the service, and are left out.
     A gate whose kind of scenario is absent from the suite (no WebSocket scenario ran) is
     left out, not passed; one whose scenarios ran but measured nothing is ``passed=None``.
     """
@@ -325,10 +326,13 @@ def evaluate_suite(
 
 
 def _memory_per_100(results: list[LoadTestResult]) -> tuple[float | None, str | None]:
+    # The service's memory per user: database scenarios sample the database server (whose
+    # new backends each count the shared buffers in their RSS), so they are left out.
     per_100 = [
         (r.resource_usage.memory_delta / r.concurrency * 100, r.scenario)
         for r in results
-        if r.resource_usage is not None
+        if r.protocol != "postgres"
+        and r.resource_usage is not None
         and r.resource_usage.memory_delta is not None
         and r.concurrency > 0
     ]

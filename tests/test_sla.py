@@ -203,6 +203,9 @@ def test_evaluate_suite_aggregates() -> None:
         ws_result(90.0, 60.0, concurrency=50),
         ws_result(None, 10.0),
         result(throughput=1.0, duration=100.0, status=Status.TARGET_FAILED),  # not counted
+        # The database server's RSS is not the service's memory: not counted either.
+        result(protocol="postgres", tool="pgbench", throughput=9000.0, concurrency=50,
+               resource_usage=ResourceUsage(memory_delta=60_000_000)),
     ]  # fmt: skip
     throughput, ws, memory = evaluate_suite(results, specs)
     assert throughput.measured == pytest.approx(85.0) and throughput.passed is True
