@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from hdrh.histogram import HdrHistogram
 
-from orchestrator.models import ResponseTime
+from orchestrator.models import ResponseTime, TimeBucket
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
@@ -30,13 +30,37 @@ def record_ms(histogram: HdrHistogram, value_ms: float, count: int = 1) -> None:
     histogram.record_value(value_us, count)
 
 
-def from_buckets(buckets: Iterable[tuple[int, int]]) -> HdrHistogram:
-    """Build from (value in µs, count) pairs, e.g. a tool's exported non-empty buckets."""
-    histogram = new_histogram()
+def add_buckets(histogram: HdrHistogram, buckets: Iterable[tuple[int, int]]) -> HdrHistogram:
+    """Record (value in µs, count) pairs, clamped into the trackable range."""
     for value_us, count in buckets:
         if count > 0:
             histogram.record_value(min(max(int(value_us), LOWEST_US), HIGHEST_US), int(count))
     return histogram
+
+
+def from_buckets(buckets: Iterable[tuple[int, int]]) -> HdrHistogram:
+    """Build from (value in µs, count) pairs, e.g. a tool's exported non-empty buckets."""
+    return add_buckets(new_histogram(), buckets)
+
+
+def time_bucket(
+    t: float, requests: int, errors: int, concurrency: int | None, histogram: HdrHistogram
+) -> TimeBucket:
+    """One interval of a time series, its percentiles read from that interval's histogram."""
+    has = histogram.get_total_count() > 0
+
+    def ms(pct: float) -> float | None:
+        return histogram.get_value_at_percentile(pct) / 1000.0 if has else None
+
+    return TimeBucket(
+        t=t,
+        requests=requests,
+        errors=errors,
+        concurrency=concurrency,
+        p50=ms(50),
+        p95=ms(95),
+        p99=ms(99),
+    )
 
 
 def encode(histogram: HdrHistogram) -> str:

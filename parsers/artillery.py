@@ -175,8 +175,7 @@ def merge_workers(workers: list[WorkerData]) -> tuple[HdrHistogram, dict[int, Se
     for worker in workers:
         for second in worker.seconds:
             by_second[second.t].append(second)
-            for value_us, n in second.values:
-                total.record_value(min(max(value_us, hist.LOWEST_US), hist.HIGHEST_US), n)
+            hist.add_buckets(total, second.values)
     merged = {
         t: Second(
             t=t,
@@ -194,17 +193,13 @@ def time_series(seconds: dict[int, Second], start: float) -> list[TimeBucket]:
     buckets: list[TimeBucket] = []
     for t in sorted(seconds):
         second = seconds[t]
-        h = hist.from_buckets(second.values)
-        has = h.get_total_count() > 0
         buckets.append(
-            TimeBucket(
-                t=round(max(0.0, t - start), 3),
+            hist.time_bucket(
+                round(max(0.0, t - start), 3),
                 requests=second.requests,
                 errors=second.errors,
                 concurrency=second.concurrency,
-                p50=h.get_value_at_percentile(50) / 1000 if has else None,
-                p95=h.get_value_at_percentile(95) / 1000 if has else None,
-                p99=h.get_value_at_percentile(99) / 1000 if has else None,
+                histogram=hist.from_buckets(second.values),
             )
         )
     return buckets

@@ -133,16 +133,13 @@ def _time_series(path: Path, steps: list[Step]) -> list[TimeBucket]:
         merged = hist.new_histogram()
         for step, second in grouped[t]:
             merged.add(_decode(path, second.histogram, f"steps.{step.index}.seconds.t={t}"))
-        has = merged.get_total_count() > 0
         buckets.append(
-            TimeBucket(
-                t=float(t),
+            hist.time_bucket(
+                float(t),
                 requests=sum(s.requests for _, s in grouped[t]),
                 errors=sum(s.errors for _, s in grouped[t]),
                 concurrency=max(_effective_connections(step) for step, _ in grouped[t]),
-                p50=merged.get_value_at_percentile(50) / 1000.0 if has else None,
-                p95=merged.get_value_at_percentile(95) / 1000.0 if has else None,
-                p99=merged.get_value_at_percentile(99) / 1000.0 if has else None,
+                histogram=merged,
             )
         )
     return buckets

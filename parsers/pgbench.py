@@ -28,7 +28,7 @@ from orchestrator.process import ToolRun
 from orchestrator.redact import redact_url
 from orchestrator.scenarios import Scenario
 from parsers.common import judge, per_second, rate_percent, read_json, validated
-from parsers.pgbench_log import SecondsBuilder, StepTally, counter_histogram, tally_step
+from parsers.pgbench_log import SecondsBuilder, StepTally, tally_step
 
 TOOL = "pgbench"
 RUNNER_FORMAT = "orchestrate-pgbench/1"
@@ -241,7 +241,7 @@ def add_step(folder: Path, step: StepRun, origin: float, stopped: bool, totals: 
             "transactions queue on the few pgbench_branches rows (pgbench's docs advise "
             "a scale of at least the client count)"
         )
-    step_hist = counter_histogram(tally.latencies)
+    step_hist = hist.from_buckets(tally.latencies.items())
     totals.histogram.add(step_hist)
     step_total = tally.ok + sum(errors.values())
     duration = _step_duration(step)

@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from orchestrator import histogram as hist
 from orchestrator.errors import ParseError
@@ -94,17 +93,13 @@ class SecondsBuilder:
     def flush(self) -> None:
         if self.t is None:
             return
-        histogram = counter_histogram(self.latencies)
-        has = histogram.get_total_count() > 0
         self.buckets.append(
-            TimeBucket(
-                t=float(self.t),
+            hist.time_bucket(
+                float(self.t),
                 requests=self.requests,
                 errors=self.errors,
                 concurrency=self.concurrency,
-                p50=histogram.get_value_at_percentile(50) / 1000.0 if has else None,
-                p95=histogram.get_value_at_percentile(95) / 1000.0 if has else None,
-                p99=histogram.get_value_at_percentile(99) / 1000.0 if has else None,
+                histogram=hist.from_buckets(self.latencies.items()),
             )
         )
         self.t, self.latencies, self.requests, self.errors, self.concurrency = (
@@ -114,13 +109,6 @@ class SecondsBuilder:
             0,
             0,
         )
-
-
-def counter_histogram(latencies: Counter[int]) -> Any:
-    histogram = hist.new_histogram()
-    for value, count in latencies.items():
-        histogram.record_value(min(max(value, hist.LOWEST_US), hist.HIGHEST_US), count)
-    return histogram
 
 
 def tally_step(
