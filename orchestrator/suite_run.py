@@ -23,7 +23,7 @@ from orchestrator.redact import remember_secret
 from orchestrator.runner import RunSettings, new_run_dir, run_scenario
 from orchestrator.scenarios import Scenario
 from orchestrator.suites import PlannedScenario
-from orchestrator.targets import locate_target
+from orchestrator.targets import locate_target, url_port
 
 LOGIN_TIMEOUT = 10.0
 
@@ -123,6 +123,7 @@ def run_suite_command(
                 secrets = (*secrets, token)
                 auth = config.login.auth_headers(token)
             scaled = f" at --scale {scale:g}" if scale != 1 else ""
+            service = url_port(config.target.base_url)
             for index, planned in enumerate(runnable, start=1):
                 scenario = with_headers(planned.scenario, auth) if auth else planned.scenario
                 say(
@@ -130,8 +131,8 @@ def run_suite_command(
                     f"({scenario.shape.total_duration:.0f} s{scaled}): {planned.description}"
                 )
                 sampled, why = target, reason
-                if scenario.protocol == "postgres":
-                    # The database server is the target here, found by its port.
+                if url_port(scenario.base_url) != service:
+                    # Another server (db-pool's database): sample the one at its address.
                     sampled, why = locate_target(None, scenario.base_url)
                 result = run_scenario(
                     scenario,
