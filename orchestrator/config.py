@@ -106,11 +106,6 @@ class BodyRequest(Strict):
             return {**data, "headers": _json_headers(data.get("body"), data.get("headers", {}))}
         return data
 
-    @field_validator("method", mode="before")
-    @classmethod
-    def upper_method(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
 
 class EndpointConfig(BodyRequest):
     weight: int = Field(default=1, ge=1, le=100)

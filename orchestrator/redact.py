@@ -44,10 +44,6 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def redact_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {k: (MASK if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
-
-
 def redact_text(text: str, secrets: tuple[str, ...] = (), keys: bool = True) -> str:
     """Mask known secret values, bearer tokens, URL passwords and (``keys``) values of
     password-like keys; reports pass ``keys=False`` since an endpoint such as

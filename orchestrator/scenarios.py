@@ -8,14 +8,22 @@ A scenario says the protocol, the endpoints or WebSocket flow, and the load shap
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urljoin, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.models import Protocol, WorkloadModel
 
-HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+# Written in any case ("post"), kept upper case.
+HttpMethod = Annotated[
+    Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], BeforeValidator(_upper)
+]
 
 
 class Strict(BaseModel):
@@ -29,11 +37,6 @@ class Endpoint(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
     weight: int = Field(default=1, ge=1, le=100)
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def upper_method(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
 
     @property
     def label(self) -> str:

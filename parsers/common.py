@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,26 +67,3 @@ def validated(model: type[M], value: Any, path: Path) -> M:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
         raise ParseError(str(path), where, first["msg"]) from exc
-
-
-def iter_json_lines(lines: Iterator[str], path: Path) -> Iterator[dict[str, Any]]:
-    """Objects of an NDJSON stream; a bad line is a ParseError naming its number.
-
-    A last line cut short (the tool was killed mid-write) is skipped, not fatal.
-    """
-    pending: tuple[int, str] | None = None
-    for number, line in enumerate(lines, start=1):
-        if pending is not None:
-            raise ParseError(str(path), f"line {pending[0]}", f"not JSON: {pending[1][:80]!r}")
-        stripped = line.strip()
-        if not stripped:
-            continue
-        try:
-            value = json.loads(stripped)
-        except json.JSONDecodeError:
-            pending = (number, stripped)
-            continue
-        if isinstance(value, dict):
-            yield value
-        else:
-            raise ParseError(str(path), f"line {number}", "expected a JSON object")
