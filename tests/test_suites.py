@@ -183,7 +183,7 @@ def test_unknown_suite_lists_the_known_ones(config: Config) -> None:
 def test_config_overrides_builtins_and_adds_suites() -> None:
     config = parse_config(
         {
-            "target": {"base_url": "http://10.0.0.5:3006"},
+            "target": {"base_url": "http://127.0.0.1:3006"},
             "endpoints": {
                 "home": {"path": "/"},
                 "search": {"path": "/search", "weight": 3},
@@ -208,7 +208,7 @@ def test_config_overrides_builtins_and_adds_suites() -> None:
     # Only the load changed; tool, thresholds and description come from the built-in.
     assert normal.scenario.shape.segments() == [(2, 0, 5), (8, 5, 5)]
     assert normal.tool == "autocannon" and len(normal.thresholds) == 4
-    assert normal.scenario.base_url == "http://10.0.0.5:3006"
+    assert normal.scenario.base_url == "http://127.0.0.1:3006"
     # Not the seed's API (only some of its names): the built-ins load every endpoint.
     assert [e.name for e in normal.scenario.endpoints] == ["home", "search", "session-start"]
     assert [e.name for e in full["spike"].scenario.endpoints] == ["home", "search", "session-start"]
@@ -220,7 +220,7 @@ def test_config_overrides_builtins_and_adds_suites() -> None:
     assert [(e.path, e.weight) for e in browse.scenario.endpoints] == [("/search", 3)]
     assert normal2 == normal
     assert chat.tool == "artillery" and chat.scenario.ws is not None
-    assert chat.scenario.ws.loops == 2 and chat.scenario.ws_url == "ws://10.0.0.5:3006/chat"
+    assert chat.scenario.ws.loops == 2 and chat.scenario.ws_url == "ws://127.0.0.1:3006/chat"
     assert [t.text for t in mine.suite_thresholds] == ["aggregateThroughput > 5/s"]
 
 
