@@ -105,7 +105,7 @@ def generate(path: Path, requests: int, rate: int) -> None:
 CHILD = """
 import sys, time
 from pathlib import Path
-from parsers import k6
+from orchestrator.engines.k6 import output as k6
 started, cpu = time.perf_counter(), time.process_time()
 result = k6.import_raw(Path(sys.argv[1]))
 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu

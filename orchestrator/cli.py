@@ -1,6 +1,6 @@
 """The `orchestrate` command line: a thin layer over orchestrator.pipeline.
 
-Heavy modules (pandas, matplotlib, the adapters) are imported inside the commands so that
+Heavy modules (pandas, matplotlib, the engines) are imported inside the commands so that
 ``orchestrate --help`` stays fast. Every FatalError becomes one line and an exit code here.
 """
 

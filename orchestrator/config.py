@@ -32,7 +32,7 @@ from pydantic import (
 
 from orchestrator.config_file import format_validation, read_yaml, substitute_env
 from orchestrator.errors import ConfigError
-from orchestrator.models import Protocol
+from orchestrator.models import Transport
 from orchestrator.redact import remember_secret
 from orchestrator.scenarios import Endpoint, HttpMethod, LoadShape, WsFlow, WsMessage
 from orchestrator.sla import ThresholdSpec
@@ -41,7 +41,17 @@ from orchestrator.targets import TargetSpec
 CONFIG_FILE = "orchestrate.yaml"
 STARTER_FILE = "orchestrate.example.yaml"
 REFERENCE_URL = "http://127.0.0.1:8000"
-Tool = Literal["autocannon", "artillery", "k6", "pgbench"]
+
+
+def _known_tool(value: str) -> str:
+    from orchestrator.engines import ENGINES, known_tools
+
+    if value not in ENGINES:
+        raise ValueError(f"unknown tool {value!r}: choose one of {', '.join(known_tools())}")
+    return value
+
+
+Tool = Annotated[str, AfterValidator(_known_tool)]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
@@ -209,9 +219,9 @@ class ScenarioConfig(Strict):
     """A scenario of the config file; fields left out inherit from a built-in of that name."""
 
     tool: Tool | None = Field(
-        default=None, description="Default: autocannon (http), artillery (ws), pgbench."
+        default=None, description="Default: the registry's default engine for the protocol."
     )
-    protocol: Protocol | None = Field(default=None, description="Default: from the tool/flow.")
+    protocol: Transport | None = Field(default=None, description="Default: from the tool/flow.")
     description: str | None = None
     endpoints: list[str] | None = Field(default=None, description="Names; default: all.")
     shape: LoadShape | None = None
@@ -344,6 +354,7 @@ class Config(Strict):
 
     _secrets: tuple[str, ...] = PrivateAttr(default=())
     _source: Path | None = PrivateAttr(default=None)
+    _label: str = PrivateAttr(default="<defaults>")
 
     def secrets(self) -> tuple[str, ...]:
         """Values read from ``${VAR}``: writers must mask them."""
@@ -353,6 +364,11 @@ class Config(Strict):
     def source(self) -> Path | None:
         """The file this config came from (None: the built-in defaults)."""
         return self._source
+
+    @property
+    def label(self) -> str:
+        """How errors name this config: its file, or ``<defaults>``."""
+        return self._label
 
 
 def parse_config(
@@ -370,20 +386,19 @@ def parse_config(
         raise ConfigError(f"{label}: {exc}") from None
     except ValidationError as exc:
         raise ConfigError(f"{label}: {format_validation(exc)}") from None
+    config._label = label
     config._secrets = tuple(dict.fromkeys(v for v in used if v))
     for value in config._secrets:
         remember_secret(value)
-    # Cross-references (endpoint and scenario names) need the built-in suites.
-    from orchestrator.suites import check_config
-
-    problems = check_config(config)
-    if problems:
-        raise ConfigError(f"{label}: {'; '.join(problems)}")
     return config
 
 
-def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """The config from ``path``, else ``./orchestrate.yaml``, else the built-in defaults."""
+def read_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """The config from ``path``, else ``./orchestrate.yaml``, else the built-in defaults.
+
+    Cross-references (endpoint and scenario names, built-ins included) are checked by
+    :func:`orchestrator.suites.load_config`, which the commands use.
+    """
     if path is None:
         default = Path.cwd() / CONFIG_FILE
         if not default.is_file():

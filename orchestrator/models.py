@@ -35,7 +35,7 @@ class Status(StrEnum):
     INTERRUPTED = "interrupted"
 
 
-Protocol = Literal["http", "ws", "postgres"]
+Transport = Literal["http", "ws", "postgres"]
 WorkloadModel = Literal["closed", "open"]
 LatencySource = Literal["histogram", "tool_summary", "approximate"]
 
@@ -197,7 +197,7 @@ class LoadTestResult(Model):
     scenario: str
     tool: str
     tool_version: str | None = None
-    protocol: Protocol
+    protocol: Transport
     workload_model: WorkloadModel
     latency_measures: str = Field(description="What the tool's latency clock measures.")
     target: str = Field(description="Target URL (credentials redacted).")

@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from orchestrator import tools
-from orchestrator.adapters import check_supports
 from orchestrator.config_file import format_validation
+from orchestrator.engines import ENGINES, get_engine, require_tool
 from orchestrator.errors import ConfigError, ExitCode, ToolNotFoundError
-from orchestrator.models import LoadTestResult, Protocol
+from orchestrator.models import LoadTestResult, Transport
 from orchestrator.redact import SECRET_HEADERS
 from orchestrator.runner import RunSettings, new_run_dir, run_scenario
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage, WsFlow, WsMessage
@@ -92,7 +92,7 @@ class SingleRun:
 
     def scenario(self) -> Scenario:
         parts = urlsplit(self.url)
-        protocol: Protocol = "http"
+        protocol: Transport = "http"
         if parts.scheme in {"ws", "wss"}:
             protocol = "ws"
         elif parts.scheme.startswith("postgres"):
@@ -142,18 +142,6 @@ class SingleRun:
     def target_spec(self) -> TargetSpec:
         command = shlex.split(self.target_cmd) if self.target_cmd else None
         return TargetSpec(pid=self.pid, command=command)
-
-
-def require_tool(tool: str, scenario: Scenario) -> None:
-    """Fail before anything starts when the tool cannot run this scenario or is missing."""
-    check_supports(tool, scenario)
-    if tool in tools.NODE_TOOLS:
-        tools.node_executable()
-        tools.node_tool_entry(tool)
-    elif tool == "k6":
-        tools.k6_executable()
-    elif tool == "pgbench":
-        tools.pgbench_executable()
 
 
 def _is_listening(host: str, port: int) -> bool:
@@ -252,11 +240,15 @@ def run_single(request: SingleRun) -> int:
 
 
 def import_files(tool: str, files: Sequence[Path], report_dir: Path) -> int:
-    from parsers import import_file
+    from orchestrator.errors import ParseError
     from reports.console import print_result
     from reports.writer import write_report
 
-    results = [import_file(tool, path) for path in files]
+    engine = get_engine(tool)
+    missing = [path for path in files if not path.is_file()]
+    if missing:
+        raise ParseError(str(missing[0]), "open", "no such file")
+    results = [engine.import_file(path) for path in files]
     run_dir = new_run_dir(report_dir, f"import-{tool}")
     write_report(run_dir, f"imported {tool} results", results)
     for result in results:
@@ -270,16 +262,16 @@ def doctor(required: Sequence[str], suite_name: str | None, config_path: Path | 
 
     needed = set(required)
     if suite_name is not None:
-        from orchestrator.config import load_config
-        from orchestrator.suites import build_suite
+        from orchestrator.suites import build_suite, load_config
 
         suite = build_suite(suite_name, load_config(config_path))
         needed |= {planned.tool for planned in suite.scenarios}
     statuses = tools.doctor()
     print_doctor(statuses, needed)
     broken = {s.name for s in statuses if not s.ok}
-    if "autocannon" in needed or "artillery" in needed:
-        needed.add("node")
+    for name in list(needed):
+        if name in ENGINES:
+            needed.update(get_engine(name).NEEDS)
     if needed & broken:
         return int(ExitCode.TOOL_OR_TARGET_FAILED)
     unknown = needed - {s.name for s in statuses}

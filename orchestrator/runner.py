@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator import process
-from orchestrator.adapters import check_supports
-from orchestrator.adapters.base import Adapter, Invocation
 from orchestrator.analysis import attach_findings
+from orchestrator.engines import check_supports
+from orchestrator.engines.base import Engine, Invocation
 from orchestrator.errors import ParseError
 from orchestrator.models import LoadTestResult, ResponseTime, Status
 from orchestrator.process import OutputSink, ToolRun
@@ -112,7 +112,7 @@ def _latest_rss(sampler: Sampler | None) -> int | None:
 
 
 def _parse(
-    adapter: Adapter, scenario: Scenario, invocation: Invocation, run: ToolRun
+    adapter: Engine, scenario: Scenario, invocation: Invocation, run: ToolRun
 ) -> LoadTestResult:
     try:
         result = adapter.parse(scenario, invocation, run)

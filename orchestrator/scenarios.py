@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from orchestrator.models import Protocol, WorkloadModel
+from orchestrator.models import Transport, WorkloadModel
 
 
 def _upper(value: object) -> object:
@@ -122,7 +122,7 @@ class WsFlow(Strict):
 
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    protocol: Protocol = "http"
+    protocol: Transport = "http"
     base_url: str
     endpoints: list[Endpoint] = Field(default_factory=list)
     ws: WsFlow | None = None

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urljoin
 
-from orchestrator.adapters import known_tools
 from orchestrator.config import LoginConfig
+from orchestrator.engines import known_tools, require_tool
 from orchestrator.errors import ConfigError, ExitCode, TargetError, ToolNotFoundError
 from orchestrator.models import LoadTestResult, Status
-from orchestrator.pipeline import open_target, require_tool, say
+from orchestrator.pipeline import open_target, say
 from orchestrator.redact import remember_secret
 from orchestrator.runner import RunSettings, new_run_dir, run_scenario
 from orchestrator.scenarios import Scenario
@@ -99,8 +99,7 @@ def run_suite_command(
 ) -> int:
     """Run every scenario of a suite against one target; the exit code is the verdict."""
     from orchestrator import sla
-    from orchestrator.config import load_config
-    from orchestrator.suites import build_suite
+    from orchestrator.suites import build_suite, load_config
     from reports.console import print_verdicts
     from reports.writer import write_report
 

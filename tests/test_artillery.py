@@ -12,12 +12,12 @@ import pytest
 import yaml
 
 from orchestrator import histogram as hist
-from orchestrator.adapters import artillery
+from orchestrator.engines import artillery
+from orchestrator.engines.artillery import output as parser
 from orchestrator.errors import ParseError
 from orchestrator.models import LoadTestResult, Status
 from orchestrator.process import ToolRun, run_tool
 from orchestrator.scenarios import LoadShape, Scenario, WsFlow, WsMessage
-from parsers import artillery as parser
 
 FIXTURES = Path(__file__).parent / "fixtures" / "artillery"
 TOKEN = "s3cr3t-t0ken-value"
@@ -183,7 +183,7 @@ def test_saved_script_is_redacted(node_tools: Path, tmp_path: Path) -> None:
 
 def parse_fixture(name: str, scenario: Scenario) -> LoadTestResult:
     folder = FIXTURES / name
-    return parser.parse_run(
+    return parser.parse_output(
         scenario,
         folder / "artillery-output.json",
         folder / "artillery-data",
@@ -240,7 +240,7 @@ def test_parse_http_run() -> None:
 
 
 def test_import_native_ws_engine_counts_refusals_once() -> None:
-    result = parser.parse_output_file(FIXTURES / "native-ws-refused.json", scenario_name="old")
+    result = parser.import_file(FIXTURES / "native-ws-refused.json", scenario_name="old")
     # Artillery counts each refusal twice (errors.ECONNREFUSED and errors.connect ECONN...)
     assert result.errors == {"connection_refused": 10}
     assert result.status == Status.TARGET_FAILED
@@ -248,7 +248,7 @@ def test_import_native_ws_engine_counts_refusals_once() -> None:
 
 
 def test_import_native_ws_engine_says_what_is_missing() -> None:
-    result = parser.parse_output_file(FIXTURES / "native-ws-ok.json", scenario_name="old")
+    result = parser.import_file(FIXTURES / "native-ws-ok.json", scenario_name="old")
     assert result.protocol == "ws" and result.status == Status.COMPLETED
     assert result.websocket is not None and result.websocket.messages_sent == 10
     assert result.response_time.p50 is None
@@ -256,7 +256,7 @@ def test_import_native_ws_engine_says_what_is_missing() -> None:
 
 
 def test_import_our_output_is_approximate() -> None:
-    result = parser.parse_output_file(FIXTURES / "ws-ok" / "artillery-output.json")
+    result = parser.import_file(FIXTURES / "ws-ok" / "artillery-output.json")
     assert result.response_time.source == "approximate"
     assert result.histogram is None and "histogram" in result.missing
     assert result.total_requests == 1008
@@ -267,18 +267,18 @@ def test_truncated_output_names_file_and_place(tmp_path: Path) -> None:
     cut = tmp_path / "cut.json"
     cut.write_text(text[: len(text) // 2], encoding="utf-8")
     with pytest.raises(ParseError, match=r"cut\.json \(line \d+ column \d+\)"):
-        parser.parse_output_file(cut)
+        parser.import_file(cut)
 
 
 def test_wrong_structure_names_the_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"aggregate": {"counters": {"vusers.created": "many"}}}))
     with pytest.raises(ParseError, match=r"bad\.json \(aggregate\.counters\.vusers\.created\)"):
-        parser.parse_output_file(bad)
+        parser.import_file(bad)
     empty = tmp_path / "empty.json"
     empty.write_text("")
     with pytest.raises(ParseError, match="empty"):
-        parser.parse_output_file(empty)
+        parser.import_file(empty)
 
 
 def test_truncated_worker_data_is_a_parse_error(tmp_path: Path) -> None:
@@ -287,7 +287,7 @@ def test_truncated_worker_data_is_a_parse_error(tmp_path: Path) -> None:
     text = (FIXTURES / "ws-ok" / "artillery-data" / "worker.json").read_text(encoding="utf-8")
     (data / "w.json").write_text(text[:500], encoding="utf-8")
     with pytest.raises(ParseError, match=r"w\.json"):
-        parser.parse_run(
+        parser.parse_output(
             ws_scenario("http://127.0.0.1:1", [{"duration": 1, "target": 1}]),
             FIXTURES / "ws-ok" / "artillery-output.json",
             data,

@@ -15,12 +15,12 @@ import pytest
 
 from orchestrator import histogram as hist
 from orchestrator import tools
-from orchestrator.adapters import autocannon
+from orchestrator.engines import autocannon
+from orchestrator.engines.autocannon import output as parser
 from orchestrator.errors import ConfigError, ParseError
 from orchestrator.models import LoadTestResult, Status
 from orchestrator.process import run_tool
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage
-from parsers import autocannon as parser
 
 FIXTURES = Path(__file__).parent / "fixtures" / "autocannon"
 SECRET = "Bearer s3cr3t-token-value"
@@ -300,7 +300,7 @@ def test_sigint_leaves_interrupted_output_with_data(
     assert proc.wait(timeout=8) == 130
     raw = json.loads(invocation.output_path.read_text())
     assert raw["interrupted"] is True
-    result = parser.parse_runner_output(scenario, invocation.output_path)
+    result = parser.parse_output(scenario, invocation.output_path)
     assert result.status is Status.INTERRUPTED
     assert result.total_requests > 0
     assert result.response_time.p50 is not None
@@ -337,10 +337,10 @@ def test_truncated_output_is_a_parse_error_naming_the_file(
     text = path.read_text()
     path.write_text(text[: len(text) // 2])
     with pytest.raises(ParseError, match=re.escape(str(path))):
-        parser.parse_runner_output(scenario, path)
+        parser.parse_output(scenario, path)
     path.unlink()
     with pytest.raises(ParseError, match=re.escape(str(path))):
-        parser.parse_runner_output(scenario, path)
+        parser.parse_output(scenario, path)
 
 
 def test_runner_output_with_a_pause_parses_without_node() -> None:
@@ -348,7 +348,7 @@ def test_runner_output_with_a_pause_parses_without_node() -> None:
     path = FIXTURES / "runner-steps-pause.json"
     raw = json.loads(path.read_text())
     scenario = make_scenario("http://127.0.0.1:18431")
-    result = parser.parse_runner_output(scenario, path)
+    result = parser.parse_output(scenario, path)
     assert [s.concurrency for s in result.steps] == [2, 0, 4]
     pause = result.steps[1]
     assert pause.total_requests == 0 and pause.response_time.p50 is None
@@ -366,7 +366,7 @@ def test_wrong_format_is_a_parse_error(tmp_path: Path) -> None:
     path = tmp_path / "out.json"
     path.write_text(json.dumps({"format": "orchestrate-autocannon/1", "steps": [{"index": 0}]}))
     with pytest.raises(ParseError, match=r"out\.json"):
-        parser.parse_runner_output(make_scenario("http://127.0.0.1:1"), path)
+        parser.parse_output(make_scenario("http://127.0.0.1:1"), path)
 
 
 # ---- autocannon's own --json (fixtures from real CLI runs) ----
@@ -374,7 +374,7 @@ def test_wrong_format_is_a_parse_error(tmp_path: Path) -> None:
 
 def test_cli_json_of_a_healthy_run() -> None:
     path = FIXTURES / "cli-health.json"
-    result = parser.parse_cli_json(path)
+    result = parser.import_file(path)
     rt = result.response_time
     assert result.status is Status.COMPLETED
     assert rt.source == "tool_summary"
@@ -388,7 +388,7 @@ def test_cli_json_of_a_healthy_run() -> None:
 
 
 def test_cli_json_of_a_closed_port() -> None:
-    result = parser.parse_cli_json(FIXTURES / "cli-closed-port.json")
+    result = parser.import_file(FIXTURES / "cli-closed-port.json")
     assert result.status is Status.TARGET_FAILED
     assert result.errors == {"unclassified": 10220}
     assert result.total_requests == 10220
@@ -397,7 +397,7 @@ def test_cli_json_of_a_closed_port() -> None:
 
 
 def test_cli_json_of_the_error_route() -> None:
-    result = parser.parse_cli_json(FIXTURES / "cli-error-route.json")
+    result = parser.import_file(FIXTURES / "cli-error-route.json")
     assert result.status is Status.TARGET_FAILED
     assert result.errors == {"non_2xx": result.total_requests}
     assert result.error_rate == pytest.approx(100.0)
@@ -407,4 +407,4 @@ def test_cli_json_rejects_other_json(tmp_path: Path) -> None:
     path = tmp_path / "other.json"
     path.write_text('{"hello": 1}')
     with pytest.raises(ParseError, match=r"other\.json"):
-        parser.parse_cli_json(path)
+        parser.import_file(path)

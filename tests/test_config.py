@@ -9,12 +9,12 @@ import pytest
 from orchestrator.config import (
     REFERENCE_URL,
     Config,
-    load_config,
     parse_config,
     render_starter_config,
 )
+from orchestrator.engines import known_tools
 from orchestrator.errors import ConfigError, ExitCode
-from orchestrator.suites import build_suite
+from orchestrator.suites import build_suite, load_config
 
 
 def write(tmp_path: Path, text: str, name: str = "orchestrate.yaml") -> Path:
@@ -107,9 +107,8 @@ def test_wrong_type_names_the_key_path(tmp_path: Path) -> None:
 
 def test_unknown_tool_names_the_key_path_and_the_choices(tmp_path: Path) -> None:
     message = config_error(tmp_path, "scenarios:\n  mine: {tool: jmeter, users: 2, hold: 5}\n")
-    assert "scenarios.mine.tool: Input should be 'autocannon', 'artillery', 'k6' or 'pgbench'" in (
-        message
-    )
+    choices = ", ".join(known_tools())
+    assert f"scenarios.mine.tool: unknown tool 'jmeter': choose one of {choices}" in message
 
 
 def test_several_errors_are_one_line(tmp_path: Path) -> None:

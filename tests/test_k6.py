@@ -15,15 +15,14 @@ from typing import Any
 import pytest
 
 from orchestrator import histogram as hist
-from orchestrator import tools
-from orchestrator.adapters import k6
-from orchestrator.adapters.base import DEFAULT_GRACE
+from orchestrator.engines import k6
+from orchestrator.engines.base import DEFAULT_GRACE
+from orchestrator.engines.k6 import output as parser
+from orchestrator.engines.k6 import stream as k6_stream
 from orchestrator.errors import ConfigError, ParseError
 from orchestrator.models import LoadTestResult, Status
 from orchestrator.process import run_tool
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage, WsFlow, WsMessage
-from parsers import k6 as parser
-from parsers import k6_stream
 
 FIXTURES = Path(__file__).parent / "fixtures" / "k6"
 SECRET = "Bearer s3cr3t-token-value"
@@ -212,7 +211,7 @@ def test_script_keeps_user_values_as_json_data(tmp_path: Path) -> None:
     invocation = k6.prepare(scenario, tmp_path)
     script_path = Path(invocation.argv[-1])
     inspected = subprocess.run(
-        [tools.k6_executable(), "inspect", str(script_path)],
+        [k6.executable(), "inspect", str(script_path)],
         capture_output=True,
         text=True,
         check=True,
@@ -228,7 +227,7 @@ def test_prepare_argv_redaction_and_limits(tmp_path: Path) -> None:
     scenario = ws_scenario(URL, LoadShape.constant(2, 3))
     invocation = k6.prepare(scenario, tmp_path)
     argv = invocation.argv
-    assert argv[:2] == [tools.k6_executable(), "run"]
+    assert argv[:2] == [k6.executable(), "run"]
     assert f"json={tmp_path / k6.RAW_NAME}" in argv
     assert argv[argv.index("--summary-export") + 1] == str(tmp_path / k6.SUMMARY_NAME)
     assert argv[argv.index("--address") + 1] == "127.0.0.1:0"
@@ -513,10 +512,8 @@ def test_two_k6_processes_run_side_by_side(reference_target: Any, tmp_path: Path
 def test_k6_and_autocannon_agree_on_health(
     reference_target: Any, node_tools: Path, tmp_path: Path
 ) -> None:
-    try:
-        from orchestrator.adapters import autocannon
-    except ImportError:
-        pytest.skip("orchestrator/adapters/autocannon.py is not there yet")
+    from orchestrator.engines import autocannon
+
     # One connection, one request at a time: p50 is then the service time plus each tool's
     # own per-request cost, with no queueing. Measured here: ratio 1.21-1.26. With more
     # connections, the tools' own CPU use on the same 2 cores sets the latency (4

@@ -15,12 +15,12 @@ import pytest
 from pg_server import MAX_CONNECTIONS, PASSWORD, PgServer, find_bindir, start_postgres
 
 from orchestrator import histogram as hist
-from orchestrator.adapters import pgbench
+from orchestrator.engines import pgbench
+from orchestrator.engines.pgbench import output as parser
 from orchestrator.errors import ConfigError, ParseError
 from orchestrator.models import LoadTestResult, Status
 from orchestrator.process import run_tool
 from orchestrator.scenarios import LoadShape, Scenario, Stage
-from parsers import pgbench as parser
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pgbench"
 PG15 = "pgbench (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
@@ -46,9 +46,8 @@ def bench_url(pg_server: PgServer) -> str:
 
 
 def pgbench_path() -> str:
-    from orchestrator import tools
 
-    return tools.pgbench_executable()
+    return pgbench.executable()
 
 
 def make_scenario(url: str, shape: LoadShape | None = None, **kw: Any) -> Scenario:
@@ -161,7 +160,7 @@ def test_recorded_exhaustion_run_parses(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     shutil.copytree(FIXTURES / "exhaustion", folder)
     scenario = make_scenario("postgresql://bench:pw@127.0.0.1:5/fixture")
-    result = parser.parse_runner_output(scenario, folder / "pgbench-output.json")
+    result = parser.parse_output(scenario, folder / "pgbench-output.json")
     log_lines = (folder / "pgbench_log_s1.6119").read_text().count("\n")
     assert result.successful_requests == log_lines == 3363
     assert result.errors == {"too_many_connections": 30}
@@ -186,10 +185,10 @@ def test_log_cut_mid_line_is_a_parse_error_naming_the_file(tmp_path: Path) -> No
     log.write_text(text[: len(text) // 2].rsplit(" ", 2)[0])
     scenario = make_scenario("postgresql://bench@127.0.0.1/fixture")
     with pytest.raises(ParseError, match=r"pgbench_log_s1\.6119 \(line \d+\)"):
-        parser.parse_runner_output(scenario, folder / "pgbench-output.json")
+        parser.parse_output(scenario, folder / "pgbench-output.json")
     log.write_text(text.replace("\n", "\ngarbage\n", 1))
     with pytest.raises(ParseError, match=r"pgbench_log_s1\.6119 \(line 2\)"):
-        parser.parse_runner_output(scenario, folder / "pgbench-output.json")
+        parser.parse_output(scenario, folder / "pgbench-output.json")
 
 
 # ---- real runs ----

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.adapters import check_supports, known_tools
+from orchestrator.engines import check_supports, known_tools
 from orchestrator.errors import ConfigError
 from orchestrator.scenarios import LoadShape, Scenario, WsFlow, WsMessage
 

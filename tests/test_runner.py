@@ -60,7 +60,7 @@ def test_a_target_that_exits_mid_run_is_recorded(
 def test_unreadable_output_is_a_tool_failed_result_naming_the_file(
     reference_target: Any, node_tools: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator.adapters import autocannon
+    from orchestrator.engines import autocannon
 
     def scribble(scenario: Scenario, invocation: Any, run: Any) -> LoadTestResult:
         invocation.output_path.write_text('{"steps": [', encoding="utf-8")

@@ -1,9 +1,9 @@
 """pgbench output -> LoadTestResult.
 
-Sources, all files written by :mod:`orchestrator.adapters.pgbench_steps`:
+Sources, all files written by :mod:`.steps`:
 
 * ``pgbench-output.json``: which steps ran, when, their exit codes and file names;
-* pgbench's per-transaction logs (``-l``), read by :mod:`parsers.pgbench_log`: every
+* pgbench's per-transaction logs (``-l``), read by :mod:`.log`: every
   latency goes into an HdrHistogram, so percentiles are exact (pgbench's own summary has
   only the mean), and each transaction's end time places it in the per-second series;
 * pgbench's summary (stdout) as a cross-check, and its stderr for what the log cannot hold:
@@ -22,13 +22,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator import histogram as hist
+from orchestrator.engines.pgbench.log import SecondsBuilder, StepTally, tally_step
 from orchestrator.errors import ParseError
 from orchestrator.models import LoadTestResult, ResponseTime, Status, StepSummary
 from orchestrator.process import ToolRun
 from orchestrator.redact import redact_url
 from orchestrator.scenarios import Scenario
 from parsers.common import judge, per_second, rate_percent, read_json, validated
-from parsers.pgbench_log import SecondsBuilder, StepTally, tally_step
 
 TOOL = "pgbench"
 RUNNER_FORMAT = "orchestrate-pgbench/1"
@@ -286,7 +286,7 @@ def add_setup(folder: Path, output: RunnerOutput, totals: Totals) -> Status | No
     return None
 
 
-def parse_runner_output(
+def parse_output(
     scenario: Scenario, path: Path, run: ToolRun | None = None, tool_version: str | None = None
 ) -> LoadTestResult:
     """Our runner's output and pgbench's files as a result; corrupt files are ParseErrors."""

@@ -1,8 +1,9 @@
-"""The shape every tool adapter has.
+"""The shape every engine has.
 
-An adapter is a plain module that satisfies :class:`Adapter`: it (1) builds the tool's
-command and config files from a :class:`Scenario`, (2) is run by the shared runner through
-:mod:`orchestrator.process`, and (3) hands the raw output file to its parser.
+An engine is a plain package that satisfies :class:`Engine`: it (1) builds the tool's
+command and config files from a :class:`Scenario`, (2) is run by the shared executor through
+:mod:`orchestrator.process`, (3) hands the raw output to its parser, which feeds the one
+result builder (:mod:`parsers.build`), and (4) imports output files made elsewhere.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol as TypingProtocol
 
-from orchestrator.models import LoadTestResult, Protocol
+from orchestrator.models import LoadTestResult, Transport
 from orchestrator.process import ToolRun
 from orchestrator.redact import SECRET_HEADERS, redact_text
 from orchestrator.scenarios import Scenario
@@ -37,15 +38,32 @@ class Invocation:
     saved_configs: list[Path] = field(default_factory=list)
 
 
-class Adapter(TypingProtocol):
+class Engine(TypingProtocol):
+    """What the registry, the executor, ``tools doctor`` and ``import`` ask of an engine."""
+
     NAME: str
-    PROTOCOLS: frozenset[Protocol]
+    # What it can load, and what it is the default engine for (at most one per transport).
+    TRANSPORTS: frozenset[Transport]
+    DEFAULT_FOR: frozenset[Transport]
+    # Programs it runs on (shown by `tools doctor` before the engine itself).
+    NEEDS: tuple[str, ...]
+    # A program of the operating system rather than one orchestrate installs: a built-in
+    # scenario that needs it is skipped, with the reason, when it is missing.
+    EXTERNAL: bool
+
+    def executable(self) -> str:
+        """Path of what runs, or ToolNotFoundError with the way to install it."""
+        ...
 
     def version(self) -> str | None: ...
 
     def prepare(self, scenario: Scenario, workdir: Path) -> Invocation: ...
 
     def parse(self, scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult: ...
+
+    def import_file(self, path: Path) -> LoadTestResult:
+        """An output file of a run made elsewhere; ConfigError when the tool has none."""
+        ...
 
 
 def make_private_dir() -> Path:

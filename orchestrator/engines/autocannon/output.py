@@ -150,7 +150,7 @@ def _add_counts(target: dict[str, int], source: dict[str, int]) -> None:
         target[key] = target.get(key, 0) + value
 
 
-def parse_runner_output(
+def parse_output(
     scenario: Scenario, path: Path, run: ToolRun | None = None, tool_version: str | None = None
 ) -> LoadTestResult:
     """Our runner's output file as a result; a missing or corrupt file is a ParseError."""
@@ -294,7 +294,7 @@ def _cli_latency(latency: dict[str, Any], missing: dict[str, str]) -> ResponseTi
     )
 
 
-def parse_cli_json(path: Path, scenario_name: str = "autocannon-import") -> LoadTestResult:
+def import_file(path: Path, scenario_name: str = "autocannon-import") -> LoadTestResult:
     """autocannon's own ``--json`` output (one JSON document) as a result."""
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("latency"), dict):

@@ -2,7 +2,7 @@
 
 pgbench has no ramp and one run has one client count, so the load shape becomes constant
 steps (:meth:`LoadShape.steps`), each its own pgbench process, started one after another
-by :mod:`orchestrator.adapters.pgbench_steps` (``python -m``, from one JSON plan; no shell).
+by :mod:`.steps` (``python -m``, from one JSON plan; no shell).
 Before the first step the runner checks that pgbench's tables exist and, only if they are
 missing, creates them with ``pgbench -i`` (the result says so).
 
@@ -13,7 +13,7 @@ weighted 4, so 20% of transactions write and 80% read, over ``-M prepared`` stat
 The password in the database URL never reaches argv or a saved file: pgbench gets it from
 ``PGPASSWORD`` in :attr:`Invocation.env` (which is not saved); host, port, user and
 database go on argv. Every transaction's time is in pgbench's per-transaction log (``-l``),
-which :mod:`parsers.pgbench` reads into exact HdrHistograms.
+which :mod:`.output` reads into exact HdrHistograms.
 """
 
 from __future__ import annotations
@@ -30,21 +30,25 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from orchestrator import redact, tools
-from orchestrator.adapters import base
-from orchestrator.adapters.base import Invocation
+from orchestrator.engines import base
+from orchestrator.engines.base import Invocation
+from orchestrator.engines.pgbench import output as parser
 from orchestrator.errors import ConfigError, ToolNotFoundError
-from orchestrator.models import LoadTestResult, Protocol
-from orchestrator.process import ToolRun
+from orchestrator.models import LoadTestResult, Transport
+from orchestrator.process import ToolRun, resolve_executable
 from orchestrator.scenarios import Scenario
-from parsers import pgbench as parser
 
 LOG = logging.getLogger(__name__)
 
 NAME = "pgbench"
-PROTOCOLS: frozenset[Protocol] = frozenset({"postgres"})
+TRANSPORTS: frozenset[Transport] = frozenset({"postgres"})
+DEFAULT_FOR: frozenset[Transport] = frozenset({"postgres"})
+NEEDS: tuple[str, ...] = ()
+EXTERNAL = True
+HINT = "install PostgreSQL's client tools (Debian: `apt-get install postgresql-contrib`)"
 PLAN_NAME = "pgbench-plan.json"
 OUTPUT_NAME = "pgbench-output.json"
-RUNNER_MODULE = "orchestrator.adapters.pgbench_steps"
+RUNNER_MODULE = "orchestrator.engines.pgbench.steps"
 # tpcb-like is pgbench's read/write transaction, select-only its read: 1 write in 5.
 SCRIPTS = ("tpcb-like@1", "select-only@4")
 STEP_SECONDS = 2.0
@@ -83,10 +87,27 @@ class Database:
         return f"{who}{self.host}:{self.port}/{self.dbname}"
 
 
+def executable() -> str:
+    try:
+        return resolve_executable("pgbench", HINT)
+    except ToolNotFoundError:
+        # Debian keeps the server-side programs out of PATH.
+        for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), reverse=True):
+            return str(candidate)
+        raise
+
+
+def import_file(path: Path) -> LoadTestResult:
+    raise ConfigError(
+        f"cannot import {path}: pgbench's own output has no per-request data; "
+        "run the database scenario through orchestrate instead"
+    )
+
+
 @functools.cache
 def version() -> str | None:
     try:
-        path = tools.pgbench_executable()
+        path = executable()
     except ToolNotFoundError:
         return None
     text = tools.probe_version([path, "--version"]) or ""
@@ -133,7 +154,7 @@ def parse_database_url(url: str, timeout: float = 10.0) -> Database:
 def check_scenario(scenario: Scenario) -> None:
     """Refuse what pgbench cannot do, before anything starts."""
     where = f"scenario {scenario.name!r}"
-    if scenario.protocol not in PROTOCOLS:
+    if scenario.protocol not in TRANSPORTS:
         raise ConfigError(f"pgbench cannot run {scenario.protocol} load ({where})")
     if scenario.shape.model != "closed":
         raise ConfigError(f"pgbench runs a closed model (clients), not arrival rates ({where})")
@@ -214,7 +235,7 @@ def prepare(scenario: Scenario, workdir: Path) -> Invocation:
     if db.password:
         # Whatever writes text later (logs, reports) masks it too.
         redact.remember_secret(db.password)
-    pgbench = tools.pgbench_executable()
+    pgbench = executable()
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = workdir.resolve()
     output_path = workdir / OUTPUT_NAME
@@ -239,6 +260,4 @@ def prepare(scenario: Scenario, workdir: Path) -> Invocation:
 
 
 def parse(scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult:
-    return parser.parse_runner_output(
-        scenario, invocation.output_path, run=run, tool_version=version()
-    )
+    return parser.parse_output(scenario, invocation.output_path, run=run, tool_version=version())

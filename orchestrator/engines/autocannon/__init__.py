@@ -4,7 +4,7 @@ autocannon's CLI ``--json`` has no p95 and keeps whole milliseconds, so we drive
 programmatic API from ``tool_configs/node/autocannon-runner.js``: the runner reads one JSON
 plan (never user text on argv), records every response time in microseconds into
 HdrHistograms per second of the run, and writes one output file that
-:mod:`parsers.autocannon` turns into a :class:`LoadTestResult`.
+:mod:`.output` turns into a :class:`LoadTestResult`.
 
 autocannon has no ramp, so the load shape becomes constant steps
 (:meth:`LoadShape.steps`) run one after another in the same process; a step of 0
@@ -22,18 +22,21 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator import tools
-from orchestrator.adapters import base
-from orchestrator.adapters.base import Invocation
+from orchestrator.engines import base
+from orchestrator.engines.autocannon import output as parser
+from orchestrator.engines.base import Invocation
 from orchestrator.errors import ConfigError
-from orchestrator.models import LoadTestResult, Protocol
+from orchestrator.models import LoadTestResult, Transport
 from orchestrator.process import ToolRun
 from orchestrator.scenarios import Endpoint, Scenario
-from parsers import autocannon as parser
 
 LOG = logging.getLogger(__name__)
 
 NAME = "autocannon"
-PROTOCOLS: frozenset[Protocol] = frozenset({"http"})
+TRANSPORTS: frozenset[Transport] = frozenset({"http"})
+DEFAULT_FOR: frozenset[Transport] = frozenset({"http"})
+NEEDS = ("node",)
+EXTERNAL = False
 RUNNER_SCRIPT = "autocannon-runner.js"
 PLAN_NAME = "autocannon-plan.json"
 OUTPUT_NAME = "autocannon-output.json"
@@ -43,14 +46,24 @@ MIN_STEP_SECONDS = 0.5
 STEP_OVERHEAD_S = 0.5
 
 
+def executable() -> str:
+    tools.node_executable()
+    return str(tools.node_tool_entry(NAME))
+
+
 def version() -> str | None:
     return tools.node_tool_version(NAME)
+
+
+def import_file(path: Path) -> LoadTestResult:
+    """autocannon's own ``--json`` output."""
+    return parser.import_file(path, scenario_name=path.stem.removesuffix(".json"))
 
 
 def check_scenario(scenario: Scenario) -> None:
     """Refuse what autocannon cannot do, before anything starts."""
     where = f"scenario {scenario.name!r}"
-    if scenario.protocol not in PROTOCOLS:
+    if scenario.protocol not in TRANSPORTS:
         raise ConfigError(f"autocannon cannot run {scenario.protocol} load ({where})")
     if scenario.shape.model != "closed":
         raise ConfigError(
@@ -171,6 +184,4 @@ def prepare(scenario: Scenario, workdir: Path) -> Invocation:
 
 
 def parse(scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult:
-    return parser.parse_runner_output(
-        scenario, invocation.output_path, run=run, tool_version=version()
-    )
+    return parser.parse_output(scenario, invocation.output_path, run=run, tool_version=version())

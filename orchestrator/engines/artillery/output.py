@@ -10,7 +10,7 @@ Two sources, read together for runs made by orchestrate:
   first byte in µs per second, merged into an exact HdrHistogram
   (``responseTime.source = "histogram"``) and the per-second time series.
 
-A file from a run made elsewhere (``parse_output_file``) has no exact data: latency comes
+A file from a run made elsewhere (``import_file``) has no exact data: latency comes
 from Artillery's sketches (``source = "approximate"``) and the result says so in
 ``missing``. It may also come from Artillery's own ws engine, which measures no latency and
 does not know which messages were answered.
@@ -30,9 +30,9 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator import histogram as hist
 from orchestrator.models import (
     LoadTestResult,
-    Protocol,
     ResponseTime,
     TimeBucket,
+    Transport,
     WebSocketStats,
     WorkloadModel,
 )
@@ -243,7 +243,7 @@ def http_counts(counters: dict[str, float]) -> tuple[int, int, dict[str, int], d
 def ws_stats(
     counters: dict[str, float], seconds: float, sessions: ResponseTime | None
 ) -> tuple[int, int, WebSocketStats]:
-    """(total requests, successful, stats) of a WebSocket run: see adapters.artillery."""
+    """(total requests, successful, stats) of a WebSocket run: see the engine package."""
     if "orchestrate.ws.connections_attempted" in counters:
         attempted = count(counters, "orchestrate.ws.connections_attempted")
         failed = count(counters, "orchestrate.ws.connections_failed")
@@ -281,7 +281,7 @@ def build_result(
     workers: list[WorkerData],
     *,
     scenario: str,
-    protocol: Protocol,
+    protocol: Transport,
     model: WorkloadModel,
     target: str,
     peak: int | None,
@@ -369,7 +369,7 @@ def build_result(
     )
 
 
-def parse_run(
+def parse_output(
     scenario: Scenario,
     output_path: Path,
     data_dir: Path,
@@ -428,8 +428,8 @@ def report_from_workers(workers: list[WorkerData]) -> Report:
     return Report(aggregate=Period(counters=counters, firstMetricAt=first, lastMetricAt=last))
 
 
-def parse_output_file(
-    path: Path, scenario_name: str = "imported", protocol: Protocol | None = None
+def import_file(
+    path: Path, scenario_name: str = "imported", protocol: Transport | None = None
 ) -> LoadTestResult:
     """An ``artillery run --output`` file from a run made elsewhere (no exact data).
 

@@ -1,7 +1,7 @@
 """Run a pgbench plan: check/create the tables, then one pgbench per constant-load step.
 
 Started by :func:`orchestrator.process.run_tool` as ``python -m
-orchestrator.adapters.pgbench_steps PLAN.json`` (see :mod:`orchestrator.adapters.pgbench`).
+orchestrator.engines.pgbench.steps PLAN.json`` (see :mod:`orchestrator.engines.pgbench`).
 Its pgbench children stay in its process group, so the runner's Ctrl-C/timeout escalation
 stops them too; they are started here with :class:`subprocess.Popen` (list argv, no shell)
 rather than ``run_tool``, which would put each in a new group out of that reach.
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from parsers import pgbench as parser
+from orchestrator.engines.pgbench import output as parser
 
 FORMAT = parser.RUNNER_FORMAT
 CHILD_GRACE = 5.0
@@ -180,7 +180,7 @@ def run_plan(plan: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        sys.stderr.write("usage: python -m orchestrator.adapters.pgbench_steps PLAN.json\n")
+        sys.stderr.write("usage: python -m orchestrator.engines.pgbench.steps PLAN.json\n")
         return 2
     plan = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     output = run_plan(plan)

@@ -15,7 +15,7 @@ What a "request" is here:
 Artillery's ws engine measures no latency, so each WebSocket user's session is run by our
 processor (``tool_configs/artillery/processor.js``) as one function step; it records
 every round trip (and, for HTTP, every time to first byte) in µs into per-worker files
-that :mod:`parsers.artillery` merges into an exact HdrHistogram.
+that :mod:`.output` merges into an exact HdrHistogram.
 
 How the load shape maps onto Artillery phases (arrivals only, so the closed model is
 built from arrivals plus sessions that stay):
@@ -49,18 +49,21 @@ from urllib.parse import urlsplit
 import yaml
 
 from orchestrator import tools
-from orchestrator.adapters import base
-from orchestrator.adapters.base import Invocation
+from orchestrator.engines import base
+from orchestrator.engines.artillery import output as parser
+from orchestrator.engines.base import Invocation
 from orchestrator.errors import ConfigError
-from orchestrator.models import LoadTestResult, Protocol
+from orchestrator.models import LoadTestResult, Transport
 from orchestrator.process import ToolRun
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario
-from parsers import artillery as parser
 
 LOG = logging.getLogger(__name__)
 
 NAME = "artillery"
-PROTOCOLS: frozenset[Protocol] = frozenset({"ws", "http"})
+TRANSPORTS: frozenset[Transport] = frozenset({"ws", "http"})
+DEFAULT_FOR: frozenset[Transport] = frozenset({"ws"})
+NEEDS = ("node",)
+EXTERNAL = False
 SCRIPT_NAME = "artillery.yml"
 OUTPUT_NAME = "artillery-output.json"
 DATA_DIR_NAME = "artillery-data"
@@ -70,8 +73,18 @@ RAMP_IN_S = 1.0
 CONNECT_TIMEOUT_S = 10.0
 
 
+def executable() -> str:
+    tools.node_executable()
+    return str(tools.node_tool_entry(NAME))
+
+
 def version() -> str | None:
     return tools.node_tool_version(NAME)
+
+
+def import_file(path: Path) -> LoadTestResult:
+    """Artillery's ``--output`` JSON (sketch percentiles, labelled approximate)."""
+    return parser.import_file(path, scenario_name=path.stem.removesuffix(".json"))
 
 
 def processor_path() -> Path:
@@ -84,7 +97,7 @@ def telemetry_blocker_path() -> Path:
 
 def check_scenario(scenario: Scenario) -> None:
     where = f"scenario {scenario.name!r}"
-    if scenario.protocol not in PROTOCOLS:
+    if scenario.protocol not in TRANSPORTS:
         raise ConfigError(f"artillery cannot run {scenario.protocol} load ({where})")
     if scenario.shape.peak < 1:
         raise ConfigError(f"the load shape never starts a user ({where})")
@@ -320,7 +333,7 @@ def prepare(scenario: Scenario, workdir: Path) -> Invocation:
 
 
 def parse(scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult:
-    return parser.parse_run(
+    return parser.parse_output(
         scenario,
         invocation.output_path,
         invocation.workdir / DATA_DIR_NAME,

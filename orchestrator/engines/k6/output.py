@@ -1,7 +1,7 @@
 """k6 output -> LoadTestResult.
 
 The full result comes from k6's raw ``--out json`` stream (every sample, streamed; see
-:mod:`parsers.k6_stream`); the ``--summary-export`` file only cross-checks it and gives
+:mod:`.stream`); the ``--summary-export`` file only cross-checks it and gives
 k6's own run duration. ``orchestrate import --tool k6 FILE`` accepts either file:
 :func:`import_file` tells them apart.
 """
@@ -13,22 +13,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from orchestrator import histogram as hdr
+from orchestrator.engines.k6 import summary as k6_summary
+from orchestrator.engines.k6.stream import Tally, read_raw
 from orchestrator.errors import ParseError
 from orchestrator.models import (
     LoadTestResult,
-    Protocol,
     ResponseTime,
     Status,
     TimeBucket,
+    Transport,
     WebSocketStats,
     WorkloadModel,
 )
 from orchestrator.process import ToolRun
 from orchestrator.redact import redact_url
 from orchestrator.scenarios import Scenario
-from parsers import k6_summary
 from parsers.common import judge, per_second, rate_percent
-from parsers.k6_stream import Tally, read_raw
 
 LOG = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def result_from_tally(
     tally: Tally,
     *,
     scenario_name: str,
-    protocol: Protocol,
+    protocol: Transport,
     workload_model: WorkloadModel,
     target: str,
     duration: float | None,
@@ -205,7 +205,7 @@ def _read_checked_summary(path: Path | None, tally: Tally) -> k6_summary.Metrics
     return metrics
 
 
-def parse_run(
+def parse_output(
     raw: Path,
     summary: Path | None,
     *,
