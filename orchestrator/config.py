@@ -351,6 +351,10 @@ class Config(Strict):
         description="Suite-wide gates of the full suite and of config suites.",
     )
     report_dir: Path = Path("load-reports")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts besides loopback that may be loaded (wildcards: *.staging.example.com).",
+    )
 
     _secrets: tuple[str, ...] = PrivateAttr(default=())
     _source: Path | None = PrivateAttr(default=None)

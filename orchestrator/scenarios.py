@@ -151,6 +151,12 @@ class Scenario(Strict):
             raise ValueError(f"unsupported URL scheme {parts.scheme!r} in {value!r}")
         if not parts.hostname:
             raise ValueError(f"URL has no host: {value!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError(f"port out of range 1-65535 in {value!r}")
         return value
 
     @model_validator(mode="after")

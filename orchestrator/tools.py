@@ -72,14 +72,24 @@ def node_modules() -> Path:
     folder = install_dir() / "node_modules"
     if not is_installed():
         raise ToolNotFoundError(f"Node load tools not installed in {install_dir()}: {INSTALL_HINT}")
+    if not folder.is_dir():
+        raise ToolNotFoundError(
+            f"Node load tools in {install_dir()} are incomplete (no node_modules): "
+            "run `orchestrate tools install --force`"
+        )
     return folder
 
 
 def node_tool_entry(tool: str) -> Path:
     """The JS entry point of an installed Node tool (run it with `node`)."""
     package = node_modules() / tool
-    manifest = json.loads((package / "package.json").read_text(encoding="utf-8"))
-    bin_field = manifest.get("bin")
+    try:
+        manifest = json.loads((package / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ToolNotFoundError(
+            f"{tool} is missing or broken in {package}: run `orchestrate tools install --force`"
+        ) from None
+    bin_field = manifest.get("bin") if isinstance(manifest, dict) else None
     entry = bin_field.get(tool) if isinstance(bin_field, dict) else bin_field
     if not isinstance(entry, str):
         raise ToolNotFoundError(f"{tool} not found in {package}: {INSTALL_HINT}")

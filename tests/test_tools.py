@@ -46,3 +46,17 @@ def test_failed_install_leaves_no_half_built_folder(
 
 def test_reinstall_with_nothing_changed_is_a_no_op(node_tools: Path) -> None:
     assert tools.install() == (node_tools, False)
+
+
+def test_a_marker_without_node_modules_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(tools.TOOLS_DIR_ENV, str(tmp_path))
+    folder = tools.install_dir()
+    folder.mkdir(parents=True)
+    (folder / tools.MARKER).write_text(tools.lock_hash(), encoding="utf-8")
+    with pytest.raises(ToolNotFoundError, match="incomplete .*tools install --force"):
+        tools.node_tool_entry("autocannon")
+    (folder / "node_modules" / "autocannon").mkdir(parents=True)
+    with pytest.raises(ToolNotFoundError, match="missing or broken"):
+        tools.node_tool_entry("autocannon")
