@@ -88,6 +88,26 @@ class StepSummary(Model):
     response_time: ResponseTime
 
 
+class EndpointStats(Model):
+    """One endpoint (or flow step) of a scenario, every request recorded under it."""
+
+    name: str = Field(description="The endpoint's name in the config, or 'METHOD /path'.")
+    method: str | None = None
+    path: str | None = None
+    total_requests: int
+    successful_requests: int
+    failed_requests: int
+    error_rate: float | None = Field(description="failedRequests / totalRequests, in percent.")
+    throughput: float | None = Field(description="Completed requests per second of the run.")
+    response_time: ResponseTime
+    histogram: str | None = Field(
+        default=None, description="HdrHistogram (V2 compressed, base64) of its latencies, in µs."
+    )
+    status_codes: dict[str, int] = Field(default_factory=dict)
+    errors: dict[str, int] = Field(default_factory=dict)
+    time_series: list[TimeBucket] = Field(default_factory=list)
+
+
 class ResourceSample(Model):
     t: float = Field(description="Seconds since the start of the run.")
     rss_bytes: int | None = None
@@ -222,6 +242,9 @@ class LoadTestResult(Model):
         description="Failures by kind: connection_refused, connection_reset, timeout, non_2xx, ...",
     )
     time_series: list[TimeBucket] = Field(default_factory=list)
+    endpoints: list[EndpointStats] = Field(
+        default_factory=list, description="Per endpoint, where the engine records each request's."
+    )
     steps: list[StepSummary] = Field(default_factory=list)
     histogram: str | None = Field(
         default=None,

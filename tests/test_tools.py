@@ -55,7 +55,7 @@ def test_a_marker_without_node_modules_is_one_clear_error(
     folder = tools.install_dir()
     folder.mkdir(parents=True)
     (folder / tools.MARKER).write_text(tools.lock_hash(), encoding="utf-8")
-    with pytest.raises(ToolNotFoundError, match="incomplete .*tools install --force"):
+    with pytest.raises(ToolNotFoundError, match=r"incomplete .*tools install --force"):
         tools.node_tool_entry("autocannon")
     (folder / "node_modules" / "autocannon").mkdir(parents=True)
     with pytest.raises(ToolNotFoundError, match="missing or broken"):
