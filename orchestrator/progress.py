@@ -10,6 +10,7 @@ The tool's full output always goes to ``tool.log`` in the report directory.
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import threading
 import time
@@ -70,17 +71,27 @@ class Progress:
                     + (f", p95 {float(p95):.2f} ms" if p95 else "")
                 )
 
-    def status(self) -> str:
+    def status(self, width: int | None = None) -> str:
+        """The progress line, cut to ``width`` columns (a redrawn line must not wrap)."""
         elapsed = time.monotonic() - self.started
         share = min(elapsed / self.total, 1.0)
         filled = round(share * BAR_WIDTH)
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
         rss = self.rss()
-        parts = [f"{self.label} [{bar}] {elapsed:5.0f}/{self.total:.0f} s"]
+        # Past the plan the tool is draining or writing its output: never count past it.
+        clock = (
+            f"{elapsed:5.0f}/{self.total:.0f} s"
+            if elapsed <= self.total
+            else f"{self.total:5.0f}/{self.total:.0f} s, finishing"
+        )
+        parts = [f"{self.label} [{bar}] {clock}"]
         parts.append(self.figures or self.last_line)
         if rss is not None:
             parts.append(f"target RSS {rss / 1e6:,.1f} MB")
-        return " | ".join(p for p in parts if p)
+        line = " | ".join(p for p in parts if p)
+        if width is not None and len(line) > width:
+            line = line[: max(width - 1, 0)] + "…"
+        return line
 
     def _loop(self) -> None:
         interval = 0.5 if self.tty else self.log_every
@@ -88,9 +99,9 @@ class Progress:
             self._render()
 
     def _render(self, final: bool = False) -> None:
-        line = self.status()
         if self.tty:
+            line = self.status(shutil.get_terminal_size().columns - 1)
             self.stream.write("\r\x1b[2K" + line + ("\n" if final else ""))
         else:
-            self.stream.write(line + "\n")
+            self.stream.write(self.status() + "\n")
         self.stream.flush()

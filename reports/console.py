@@ -17,14 +17,28 @@ if TYPE_CHECKING:
 STYLE = {"PASS": "green", "FAIL": "red", "SKIPPED": "yellow", "NOT MEASURED": "yellow"}
 
 
+# Piped into a file or a CI log there is no terminal width to respect: never cut a value.
+PIPED_WIDTH = 200
+
+
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=False, width=PIPED_WIDTH)
+    return console
+
+
+def _table(title: str, columns: Sequence[str], show_header: bool = True) -> Table:
+    """A table whose long values (paths, URLs) fold onto more lines, never end in '…'."""
+    table = Table(title=title, show_header=show_header)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
 
 
 def print_result(result: LoadTestResult) -> None:
-    table = Table(title=f"{result.scenario}: {result.status.value}", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
+    table = _table(f"{result.scenario}: {result.status.value}", ("", ""), show_header=False)
+    table.columns[0].style = "bold"
     for label, value in summary_rows(result):
         table.add_row(label, value)
     _console().print(table)
@@ -36,9 +50,7 @@ def print_verdicts(
     suite_checks: Sequence[Threshold],
     title: str,
 ) -> None:
-    table = Table(title=title)
-    for column in ("scenario", "tool", "verdict", "measured vs limit"):
-        table.add_column(column)
+    table = _table(title, ("scenario", "tool", "verdict", "measured vs limit"))
     for row in verdict_rows(results, skipped):
         style = STYLE.get(row.verdict, "red")
         table.add_row(row.scenario, row.tool, f"[{style}]{row.verdict}[/]", row.checks)
@@ -50,9 +62,7 @@ def print_verdicts(
 
 
 def print_doctor(statuses: Sequence[ToolStatus], needed: Collection[str]) -> None:
-    table = Table(title="orchestrate tools")
-    for column in ("tool", "status", "version", "path / fix"):
-        table.add_column(column)
+    table = _table("orchestrate tools", ("tool", "status", "version", "path / fix"))
     for status in statuses:
         mark = (
             "[green]ok[/]"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from orchestrator.progress import Progress
 
 
@@ -39,3 +41,28 @@ def test_a_tool_without_figures_shows_its_last_line() -> None:
     progress = Progress("k6", 5.0, stream=_Plain())
     progress.feed("running (0m02.0s), 3/3 VUs, 120 complete and 0 interrupted iterations\n")
     assert "3/3 VUs" in progress.status()
+
+
+def test_the_line_never_counts_past_the_plan_and_fits_the_width() -> None:
+    progress = Progress("ws-smoke", 20.0, rss=lambda: 37_600_000, stream=_Plain())
+    progress.started -= 25.0  # the tool is draining 5 s past the plan
+    progress.feed("  1s: 16 req/s, 0 failed, p95 1.25 ms\n")
+    status = progress.status()
+    assert "20/20 s, finishing" in status
+    assert "25/20" not in status
+    narrow = progress.status(width=79)
+    assert len(narrow) == 79
+    assert narrow.endswith("…")
+
+
+def test_piped_tables_keep_whole_paths(capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator.tools import ToolStatus
+    from reports.console import print_doctor
+
+    path = "/very/long/" + "nested/" * 20 + "bin/k6"
+    print_doctor([ToolStatus("k6", path, "1.1.0", True)], needed=set())
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert path.replace("/", "") in out.replace("\n", "").replace("│", "").replace(" ", "").replace(
+        "/", ""
+    )

@@ -91,7 +91,9 @@ def test_tree_sampler_sums_the_tree_and_sees_growth() -> None:
     assert usage.memory_peak >= usage.memory_end
     assert max(s.processes or 0 for s in usage.series) == 2
     assert usage.cpu_percent_max is not None
-    assert usage.cpu_percent_max > 50  # the busy child alone uses most of a core
+    # The busy child uses most of a core when it gets one; on a loaded machine it gets
+    # less, so compare with its CPU time read independently rather than with a constant.
+    assert usage.cpu_percent_max > 0.8 * (cpu_used / 1.5 * 100)
     # The time-weighted mean agrees with the tree's CPU time read independently.
     assert usage.cpu_percent_mean is not None
     sampled = usage.cpu_percent_mean / 100 * (usage.series[-1].t - usage.series[0].t)
