@@ -67,7 +67,7 @@ def sample_from_docker_stats(
     )
 
 
-class DockerSampler(IntervalSampler):
+class DockerSampler(IntervalSampler[ResourceSample]):
     """Samples one container by name or id; ``start()`` raises TargetError if unreachable."""
 
     def __init__(self, container: str, interval: float = 1.0, *, t0: float | None = None) -> None:

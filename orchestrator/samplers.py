@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import psutil
 
@@ -39,6 +39,8 @@ FULL_SCAN_EVERY = 1.0
 SATURATION_SHARE = 0.9
 # ... as the median of a window of this many seconds of samples (at least 3 samples).
 SATURATION_WINDOW = 1.0
+
+S = TypeVar("S")
 
 
 class Sampler(Protocol):
@@ -78,15 +80,15 @@ def summarise_samples(series: list[ResourceSample]) -> dict[str, Any]:
     }
 
 
-class IntervalSampler:
-    """The thread and bookkeeping shared by both samplers; subclasses implement ``_sample``."""
+class IntervalSampler(Generic[S]):
+    """The thread and bookkeeping shared by the samplers; subclasses implement ``_sample``."""
 
     def __init__(self, interval: float, t0: float | None, name: str) -> None:
         if interval <= 0:
             raise ValueError("sampling interval must be positive")
         self.t0 = time.monotonic() if t0 is None else t0
         self.interval = interval
-        self.samples: list[ResourceSample] = []
+        self.samples: list[S] = []
         self.target_exit: TargetExit | None = None
         self._lock = threading.Lock()
         self._halt = threading.Event()
@@ -110,7 +112,7 @@ class IntervalSampler:
             self._tick()
 
     @property
-    def series(self) -> list[ResourceSample]:
+    def series(self) -> list[S]:
         with self._lock:
             return list(self.samples)
 
@@ -140,11 +142,11 @@ class IntervalSampler:
             with self._lock:
                 self.samples.append(sample)
 
-    def _sample(self, t: float) -> ResourceSample | None:
+    def _sample(self, t: float) -> S | None:
         raise NotImplementedError
 
 
-class ProcessTreeSampler(IntervalSampler):
+class ProcessTreeSampler(IntervalSampler[ResourceSample]):
     """Samples a process and all its descendants (re-discovered every tick) with psutil.
 
     Children are re-discovered every tick (see :mod:`orchestrator.process_tree`).

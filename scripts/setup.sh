@@ -27,21 +27,27 @@ if [ "$have" != "$want" ] && [ "$have" != "${want%-main}-dev" ]; then
   fi
   echo "$want" > "$stamp"
 fi
-# pgbench (db-pool scenario) and the PostgreSQL server binaries its tests start privately.
+# pgbench (db-pool scenario), and the PostgreSQL server and PgBouncer its tests start privately.
 has_initdb() { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
-if ! command -v pgbench >/dev/null || ! has_initdb; then
+has_pgbouncer() { command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; }
+if ! command -v pgbench >/dev/null || ! has_initdb || ! has_pgbouncer; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing PostgreSQL (pgbench, initdb) with apt-get"
+    echo "installing PostgreSQL (pgbench, initdb) and PgBouncer with apt-get"
     # Binaries only: no cluster is created or started on this machine.
     if [ ! -f /etc/postgresql-common/createcluster.conf ]; then
       mkdir -p /etc/postgresql-common
       echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
     fi
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+    had_pgbouncer=0; has_pgbouncer && had_pgbouncer=1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib pgbouncer >/dev/null
+    # Debian enables and starts a PgBouncer service on install; tests start their own.
+    if [ "$had_pgbouncer" = 0 ] && command -v systemctl >/dev/null; then
+      systemctl disable --now pgbouncer.service >/dev/null 2>&1 || true
+    fi
   else
-    echo "setup: pgbench/initdb not found: the db-pool scenario and its tests need them." >&2
-    echo "  Debian/Ubuntu: sudo apt-get install postgresql postgresql-contrib" >&2
+    echo "setup: pgbench/initdb/pgbouncer not found: the db-pool scenario and its tests need them." >&2
+    echo "  Debian/Ubuntu: sudo apt-get install postgresql postgresql-contrib pgbouncer" >&2
   fi
 fi
 "$venv/bin/orchestrate" tools install
