@@ -27,7 +27,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 
 from orchestrator import redact
-from orchestrator.adapters.pgbench import Database, parse_database_url
+from orchestrator.engines.pgbench import Database, parse_database_url
 from orchestrator.errors import TargetError
 from orchestrator.models import PoolFigure, PoolMetrics, PoolSample
 from orchestrator.samplers import IntervalSampler

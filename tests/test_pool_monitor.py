@@ -19,14 +19,14 @@ import pytest
 from pg_server import MAX_CONNECTIONS, PASSWORD, USER, PgServer, find_bindir, start_postgres
 from pgbouncer_server import PgBouncer, find_pgbouncer, start_pgbouncer
 
-from orchestrator import pgbench_scripts
-from orchestrator.adapters import pgbench
+from orchestrator.engines import pgbench
+from orchestrator.engines.pgbench import output as parser
+from orchestrator.engines.pgbench import scripts as pgbench_scripts
 from orchestrator.errors import ConfigError, ExitCode, TargetError
 from orchestrator.models import LoadTestResult, PoolMetrics, Status
 from orchestrator.pool_monitor import MONITOR_APP, describe_error, open_pool_monitor
 from orchestrator.process import run_tool
 from orchestrator.scenarios import LoadShape, Scenario
-from parsers import pgbench as parser
 
 SCALE = 10
 POOL_SIZE = 10
@@ -54,9 +54,8 @@ def bouncer(pg: PgServer) -> Iterator[PgBouncer]:
 
 
 def pgbench_path() -> str:
-    from orchestrator import tools
 
-    return tools.pgbench_executable()
+    return pgbench.executable()
 
 
 def run_pgbench(port: int, clients: int, seconds: int, args: list[str]) -> str:
