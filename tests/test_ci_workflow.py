@@ -285,8 +285,10 @@ def action_step(step_id: str) -> CompositeStep:
     return step
 
 
-def run_step(step: CompositeStep, tmp_path: Path, **env: str) -> tuple[int, dict[str, str], str]:
-    """Run a composite step's script as the runner does (bash -eo pipefail)."""
+def run_step(
+    step: CompositeStep, tmp_path: Path, cwd: Path | None = None, **env: str
+) -> tuple[int, dict[str, str], str]:
+    """Run a step's script as the runner does (bash -eo pipefail) in ``cwd``."""
     outputs = tmp_path / "github-output"
     outputs.write_text("", encoding="utf-8")
     summary = tmp_path / "step-summary"
@@ -302,10 +304,11 @@ def run_step(step: CompositeStep, tmp_path: Path, **env: str) -> tuple[int, dict
     assert step.run is not None
     done = subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step.run],
+        cwd=cwd or tmp_path,
         env={**base, **env},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
     pairs = [line.split("=", 1) for line in outputs.read_text(encoding="utf-8").splitlines()]
@@ -375,3 +378,51 @@ def test_readme_example_of_the_action_passes_actionlint(tmp_path: Path) -> None:
     (workflows / "readme.yml").write_text(local, encoding="utf-8")
     done = lint(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+ONE_SCENARIO = """\
+target: {{base_url: "{url}"}}
+login: null
+endpoints:
+  health: {{method: GET, path: /health}}
+scenarios:
+  quick:
+    endpoints: [health]
+    users: 2
+    hold: 1
+    thresholds: ["errorRate < 5%"]
+suites:
+  quick: [quick]
+"""
+
+
+@pytest.mark.load
+@pytest.mark.parametrize("where", ["workflow", "action"])
+def test_the_suite_step_runs_a_real_suite_and_reports_its_verdict(
+    where: str, reference_target: Any, node_tools: Path, tmp_path: Path
+) -> None:
+    """The script of the step that runs the suite, as the runner runs it, in a workspace
+    whose orchestrate.yaml points at a local reference target."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    config = workspace / "orchestrate.yaml"
+    config.write_text(ONE_SCENARIO.format(url=reference_target.url), encoding="utf-8")
+    env = {"SUITE": "quick", "SCALE": "1", "REPORT_ROOT": "load-reports"}
+    env["ORCHESTRATE_TOOLS_DIR"] = str(tools.tools_root())  # where node_tools installed them
+    if where == "workflow":
+        (step,) = [s for s in steps_of(load(WORKFLOW), "load-tests") if s.get("id") == "suite"]
+        script = str(step["run"])
+    else:
+        script = action_step("run").run or ""
+        env["CONFIG"] = str(config)
+    code, outputs, log = run_step(
+        CompositeStep(run=script, shell="bash"), tmp_path, cwd=workspace, **env
+    )
+    assert code == 0, log  # the workflow's step exits with the suite's code: 0 here
+    assert outputs["exit-code"] == "0"
+    report = Path(outputs["report-dir"])
+    assert report.parent == workspace / "load-reports"
+    assert (report / "junit.xml").is_file() and (report / "quick" / "result.json").is_file()
+    # orchestrate put the verdict on the job's summary page itself.
+    summary = (tmp_path / "step-summary").read_text(encoding="utf-8")
+    assert "**PASS**: every scenario met its SLA" in summary
