@@ -29,6 +29,8 @@ TOOLS_DIR_ENV = "ORCHESTRATE_TOOLS_DIR"
 INSTALL_HINT = "run `orchestrate tools install`"
 NODE_HINT = "install Node.js 20 or newer (https://nodejs.org) and put `node` on PATH"
 MARKER = ".orchestrate-complete"
+# What `npm ci` installs from; the install folder is named by their digest.
+LOCK_FILES = ("package.json", "package-lock.json")
 
 
 def tool_configs_dir() -> Path:
@@ -39,10 +41,12 @@ def node_manifest_dir() -> Path:
     return tool_configs_dir() / "node"
 
 
-def lock_hash() -> str:
+def lock_hash(manifest_dir: Path | None = None) -> str:
+    """Name of the install folder: a digest of LOCK_FILES (CI cache keys hash the same files)."""
+    folder = manifest_dir or node_manifest_dir()
     digest = hashlib.sha256()
-    for name in ("package.json", "package-lock.json"):
-        digest.update((node_manifest_dir() / name).read_bytes())
+    for name in LOCK_FILES:
+        digest.update((folder / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -120,7 +124,7 @@ def install(force: bool = False) -> tuple[Path, bool]:
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
     try:
-        for name in ("package.json", "package-lock.json"):
+        for name in LOCK_FILES:
             shutil.copy2(node_manifest_dir() / name, staging / name)
         env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "npm_config_fund": "false"}
         # Install scripts are not needed by autocannon or Artillery; one of Artillery's

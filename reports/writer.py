@@ -12,6 +12,8 @@ from pathlib import Path
 from orchestrator.models import LoadTestResult, Threshold
 from orchestrator.redact import redact_text
 from orchestrator.sla import lookup
+from reports.junit import render_junit
+from reports.step_summary import append_step_summary, step_summary_markdown
 from reports.summary import render_markdown, verdict_rows
 
 LOG = logging.getLogger(__name__)
@@ -45,10 +47,11 @@ def write_report(
     exit_code: int | None = None,
     secrets: tuple[str, ...] = (),
 ) -> list[Path]:
-    """Write summary.json, summary.md, results.csv, then index.html with plots/.
+    """Write summary.json, summary.md, junit.xml, results.csv, then index.html with plots/.
 
     Returns the paths written. The HTML comes last and its failure is only a warning:
-    the machine-readable files must never be lost to a plotting problem.
+    the machine-readable files must never be lost to a plotting problem. In a GitHub
+    Actions job the Markdown summary is then appended to the job's summary page too.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     skipped = skipped or {}
@@ -62,12 +65,15 @@ def write_report(
         "skipped": skipped,
         "results": dumped,
     }
+    markdown = render_markdown(title, results, skipped, suite_checks)
     written = [
         _write(run_dir / "summary.json", json.dumps(summary, indent=2), secrets),
-        _write(
-            run_dir / "summary.md", render_markdown(title, results, skipped, suite_checks), secrets
-        ),
+        _write(run_dir / "summary.md", markdown, secrets),
     ]
+    junit = render_junit(
+        title, results, skipped, suite_checks, exit_code=exit_code, secrets=secrets
+    )
+    written.append(_write(run_dir / "junit.xml", junit, secrets))
     csv_path = run_dir / "results.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -91,6 +97,8 @@ def write_report(
         )
     except Exception as exc:
         LOG.warning("index.html not written: %s: %s", type(exc).__name__, exc)
+    step_summary = step_summary_markdown(markdown, exit_code, run_dir)
+    append_step_summary(redact_text(step_summary, secrets, keys=False))
     return written
 
 

@@ -69,6 +69,12 @@ def start_reference_target(*flags: str, timeout: float = 20.0) -> Iterator[Runni
         proc.stdout.close()
 
 
+@pytest.fixture(autouse=True)
+def _no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports written by tests stay off the job summary page of a CI run of the tests."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 @pytest.fixture(scope="session")
 def reference_target() -> Iterator[RunningTarget]:
     """One plain reference target shared by tests that only read from it."""

@@ -222,7 +222,7 @@ def test_a_failing_page_never_costs_the_summary(
 
     monkeypatch.setattr(reports.html, "render_html", broken)
     written = write_report(tmp_path, "t", [make_result()], exit_code=0)
-    assert [p.name for p in written] == ["summary.json", "summary.md", "results.csv"]
+    assert [p.name for p in written] == ["summary.json", "summary.md", "junit.xml", "results.csv"]
     assert "index.html not written: ValueError: template gone" in caplog.text
 
 
