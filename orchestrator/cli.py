@@ -78,6 +78,10 @@ def run(
         ),
     ] = None,
     pid: Annotated[int | None, typer.Option("--pid", help="PID of the target to sample.")] = None,
+    container: Annotated[
+        str | None,
+        typer.Option("--container", help="Docker container (name or id) to sample as the target."),
+    ] = None,
     target_cmd: Annotated[
         str | None, typer.Option("--target-cmd", help="Start the target with this command.")
     ] = None,
@@ -108,6 +112,7 @@ def run(
         timeout=timeout,
         thresholds=threshold or [],
         pid=pid,
+        container=container,
         target_cmd=target_cmd,
         sample_interval=sample_interval,
         name=name,

@@ -139,6 +139,27 @@ class ResourceUsage(Model):
     interval: float | None = Field(default=None, description="Sampling interval (s).")
     series: list[ResourceSample] = Field(default_factory=list)
     target_exit: TargetExit | None = None
+    # Container targets only (source "docker"): what the engine lets it use and how often
+    # the CPU quota held it back. A process target leaves them None.
+    memory_limit: int | None = Field(
+        default=None, description="Container memory limit (bytes); None: no limit set."
+    )
+    cpu_limit_percent: float | None = Field(
+        default=None,
+        description="CPU the container may use (--cpus or its CFS quota); 100 = one core.",
+    )
+    cpu_periods: int | None = Field(
+        default=None, description="CFS quota periods elapsed while sampled (container)."
+    )
+    cpu_throttled_periods: int | None = Field(
+        default=None, description="Of cpuPeriods, those in which the quota ran out."
+    )
+    cpu_throttled_seconds: float | None = Field(
+        default=None, description="Time the quota held the container back (s)."
+    )
+    missing: dict[str, str] = Field(
+        default_factory=dict, description="Fields above left null, each with the reason."
+    )
 
 
 class GeneratorUsage(Model):

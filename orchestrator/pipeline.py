@@ -84,6 +84,7 @@ class SingleRun:
     timeout: float = 10.0
     thresholds: list[str] = field(default_factory=list)
     pid: int | None = None
+    container: str | None = None
     target_cmd: str | None = None
     sample_interval: float = 1.0
     name: str = "run"
@@ -141,7 +142,10 @@ class SingleRun:
 
     def target_spec(self) -> TargetSpec:
         command = shlex.split(self.target_cmd) if self.target_cmd else None
-        return TargetSpec(pid=self.pid, command=command)
+        try:
+            return TargetSpec(pid=self.pid, command=command, container=self.container)
+        except ValidationError as exc:  # e.g. --pid with --container
+            raise ConfigError(format_validation(exc)) from exc
 
 
 def _is_listening(host: str, port: int) -> bool:
@@ -201,6 +205,7 @@ def measure_single(request: SingleRun) -> tuple[LoadTestResult | None, Path]:
     scenario = request.scenario()
     specs = [sla.parse_threshold(text, scope="scenario") for text in request.thresholds]
     require_tool(request.tool, scenario)
+    target_spec = request.target_spec()  # bad target options fail before a report dir exists
     run_dir = new_run_dir(request.report_dir, request.name)
     settings = RunSettings(sample_interval=request.sample_interval)
     if request.quiet:
@@ -208,7 +213,7 @@ def measure_single(request: SingleRun) -> tuple[LoadTestResult | None, Path]:
     results: list[LoadTestResult] = []
     code = ExitCode.TOOL_OR_TARGET_FAILED
     try:
-        with open_target(request.target_spec(), request.url, run_dir) as (target, reason):
+        with open_target(target_spec, request.url, run_dir) as (target, reason):
             result = run_scenario(
                 scenario, request.tool, run_dir / scenario.name, target, settings, reason, specs
             )

@@ -50,10 +50,22 @@ def fmt_threshold(check: Threshold) -> str:
 
 def _tree_note(usage: ResourceUsage) -> str:
     """RSS summed over a process tree counts shared memory once per process: say so."""
+    if usage.source == "docker":  # the cgroup counts each page once; show the limit instead
+        return f" of {fmt_bytes(usage.memory_limit)} limit" if usage.memory_limit else ""
     most = max((s.processes or 1 for s in usage.series), default=1)
     if most <= 1:
         return ""
     return f" (RSS summed over up to {most} processes: memory they share counts in each)"
+
+
+def _quota_note(usage: ResourceUsage) -> str:
+    """A container's CPU limit and how often it held the container back."""
+    if usage.cpu_limit_percent is None:
+        return ""
+    note = f" of {fmt_num(usage.cpu_limit_percent)} % limit"
+    if usage.cpu_periods:
+        note += f", throttled in {usage.cpu_throttled_periods} of {usage.cpu_periods} periods"
+    return note
 
 
 def summary_rows(result: LoadTestResult) -> list[tuple[str, str]]:
@@ -114,7 +126,8 @@ def summary_rows(result: LoadTestResult) -> list[tuple[str, str]]:
         rows.append(
             (
                 "target cpu",
-                f"mean {fmt_num(usage.cpu_percent_mean)} %, max {fmt_num(usage.cpu_percent_max)} %",
+                f"mean {fmt_num(usage.cpu_percent_mean)} %, max {fmt_num(usage.cpu_percent_max)} %"
+                + _quota_note(usage),
             )
         )
     elif "resourceUsage" in result.missing:

@@ -50,4 +50,17 @@ if ! command -v pgbench >/dev/null || ! has_initdb || ! has_pgbouncer; then
     echo "  Debian/Ubuntu: sudo apt-get install postgresql postgresql-contrib pgbouncer" >&2
   fi
 fi
+# Docker engine and a static busybox: the container-target tests start a private dockerd
+# (never the machine's own) and build their image from busybox without any registry.
+has_static_busybox() { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }
+if ! command -v dockerd >/dev/null || ! has_static_busybox; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing docker.io and busybox-static with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io busybox-static >/dev/null
+  else
+    echo "setup: dockerd or a static busybox not found: the container-target tests need them." >&2
+    echo "  Debian/Ubuntu: sudo apt-get install docker.io busybox-static" >&2
+  fi
+fi
 "$venv/bin/orchestrate" tools install
