@@ -367,7 +367,12 @@ class LoadTestResult(Model):
     successful_requests: int | None
     failed_requests: int | None
     error_rate: float | None = Field(description="failedRequests / totalRequests, in percent.")
-    throughput: float | None = Field(description="Completed requests per second.")
+    throughput: float | None = Field(
+        description="Completed requests per second, the same for every tool: a request is "
+        "completed when it got a response, whatever its status (an HTTP response of any code, "
+        "a WebSocket reply, a transaction the database ran); one refused, reset or timed out "
+        "before any response is not. None when the tool's output cannot tell."
+    )
     response_time: ResponseTime
     resource_usage: ResourceUsage | None = None
     capacity_limits: CapacityLimits | None = Field(

@@ -22,14 +22,14 @@ from orchestrator.analysis import attach_findings
 from orchestrator.engines import check_supports
 from orchestrator.engines.base import Engine, Invocation
 from orchestrator.errors import ParseError
-from orchestrator.models import LoadTestResult, ResponseTime, Status
+from orchestrator.models import LoadTestResult, Status
 from orchestrator.process import OutputSink, ToolRun
 from orchestrator.progress import Progress
-from orchestrator.redact import redact_url
 from orchestrator.samplers import ProcessTreeSampler, Sampler, generator_sampler, generator_usage
 from orchestrator.scenarios import Scenario
 from orchestrator.sla import ThresholdSpec, evaluate
 from orchestrator.targets import LocatedTarget
+from parsers import build
 
 LOG = logging.getLogger(__name__)
 
@@ -118,52 +118,16 @@ def _parse(
         result = adapter.parse(scenario, invocation, run)
     except ParseError as exc:
         LOG.error("%s", exc)  # noqa: TRY400 - one line, not a traceback
-        return failed_result(scenario, invocation.tool, run, invocation, str(exc))
+        return build.unreadable(scenario, invocation.tool, run, invocation.output_path, str(exc))
     except Exception as exc:
         # A parser bug must not lose the run: the raw output stays, the result says why.
         LOG.exception("could not read %s", invocation.output_path)
         why = f"internal error reading the output ({type(exc).__name__}: {exc})"
-        return failed_result(scenario, invocation.tool, run, invocation, why)
+        return build.unreadable(scenario, invocation.tool, run, invocation.output_path, why)
     if run.interrupted and result.status is not Status.INTERRUPTED:
         detail = "stopped by Ctrl-C; the result holds what was measured"
         result = result.model_copy(update={"status": Status.INTERRUPTED, "status_detail": detail})
     return result
-
-
-def failed_result(
-    scenario: Scenario, tool: str, run: ToolRun, invocation: Invocation, why: str
-) -> LoadTestResult:
-    """A result for a run whose output could not be read: every measurement unknown."""
-    status = Status.INTERRUPTED if run.interrupted else Status.TOOL_FAILED
-    reason = f"{tool} {run.describe_failure()}; {why}" if not run.ok else why
-    unknown = "tool output unreadable: " + why
-    return LoadTestResult(
-        scenario=scenario.name,
-        tool=tool,
-        protocol=scenario.protocol,
-        workload_model=scenario.shape.model,
-        latency_measures="unknown (no output)",
-        target=redact_url(scenario.base_url),
-        concurrency=scenario.shape.peak,
-        duration=run.elapsed,
-        total_requests=None,
-        successful_requests=None,
-        failed_requests=None,
-        error_rate=None,
-        throughput=None,
-        response_time=ResponseTime(),
-        started_at=run.started,
-        ended_at=run.ended,
-        status=status,
-        status_detail=reason,
-        raw_output=str(invocation.output_path),
-        missing={
-            "totalRequests": unknown,
-            "errorRate": unknown,
-            "throughput": unknown,
-            "responseTime": unknown,
-        },
-    )
 
 
 def _attach_usage(

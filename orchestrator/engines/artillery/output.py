@@ -6,9 +6,11 @@ Two sources, read together for runs made by orchestrate:
   code), aggregate and per-period (10 s) summaries. Its quantiles are sketches
   (``histograms`` is a copy of ``summaries``, no raw data) and its rates are averaged
   across periods and can be NaN, so counters are used and rates are computed here;
-* our processor's per-worker files (``artillery-data/*.json``): every round trip / time to
-  first byte in µs per second, merged into an exact HdrHistogram
+* our processor's per-worker files (``artillery-data/*.json``, read by :mod:`.workers`):
+  every round trip / time to first byte in µs, merged into an exact HdrHistogram
   (``responseTime.source = "histogram"``) and the per-second time series.
+
+Both are handed to the one result builder (:mod:`parsers.build`).
 
 A file from a run made elsewhere (``import_file``) has no exact data: latency comes
 from Artillery's sketches (``source = "approximate"``) and the result says so in
@@ -24,10 +26,16 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hdrh.histogram import HdrHistogram
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator import histogram as hist
+from orchestrator.engines.artillery.workers import (
+    WorkerData,
+    load_worker_data,
+    merge_workers,
+    session_lengths,
+    time_series,
+    worker_counters,
+)
 from orchestrator.models import (
     LoadTestResult,
     ResponseTime,
@@ -39,7 +47,8 @@ from orchestrator.models import (
 from orchestrator.process import ToolRun
 from orchestrator.redact import redact_url
 from orchestrator.scenarios import Scenario
-from parsers.common import judge, per_second, rate_percent, read_json, validated
+from parsers import build
+from parsers.common import read_json, validated
 
 TOOL = "artillery"
 WS_LATENCY = (
@@ -101,31 +110,9 @@ class Report(_Wire):
     intermediate: list[Period] = []
 
 
-class Second(_Wire):
-    t: int
-    requests: int
-    errors: int
-    concurrency: int
-    values: list[tuple[int, int]]
-
-
-class WorkerData(_Wire):
-    version: int
-    counters: dict[str, int]
-    sessionsMs: list[tuple[int, int]]  # noqa: N815 - our processor's key
-    seconds: list[Second]
-
-
 def load_report(path: Path) -> Report:
     result: Report = validated(Report, read_json(path), path)
     return result
-
-
-def load_worker_data(data_dir: Path) -> list[WorkerData]:
-    out: list[WorkerData] = []
-    for file in sorted(data_dir.glob("*.json")) if data_dir.is_dir() else []:
-        out.append(validated(WorkerData, read_json(file), file))
-    return out
 
 
 def count(counters: dict[str, float], name: str) -> int:
@@ -168,43 +155,6 @@ def summary_response_time(summary: Summary | None) -> ResponseTime:
     )
 
 
-def merge_workers(workers: list[WorkerData]) -> tuple[HdrHistogram, dict[int, Second]]:
-    """Every recorded latency in one histogram, and the per-second records merged."""
-    total = hist.new_histogram()
-    by_second: dict[int, list[Second]] = defaultdict(list)
-    for worker in workers:
-        for second in worker.seconds:
-            by_second[second.t].append(second)
-            hist.add_buckets(total, second.values)
-    merged = {
-        t: Second(
-            t=t,
-            requests=sum(s.requests for s in items),
-            errors=sum(s.errors for s in items),
-            concurrency=sum(s.concurrency for s in items),
-            values=[v for s in items for v in s.values],
-        )
-        for t, items in by_second.items()
-    }
-    return total, merged
-
-
-def time_series(seconds: dict[int, Second], start: float) -> list[TimeBucket]:
-    buckets: list[TimeBucket] = []
-    for t in sorted(seconds):
-        second = seconds[t]
-        buckets.append(
-            hist.time_bucket(
-                round(max(0.0, t - start), 3),
-                requests=second.requests,
-                errors=second.errors,
-                concurrency=second.concurrency,
-                histogram=hist.from_buckets(second.values),
-            )
-        )
-    return buckets
-
-
 def period_series(report: Report, start_ms: float) -> list[TimeBucket]:
     """Artillery's own periods (imports): counts only, its quantiles are sketches."""
     buckets: list[TimeBucket] = []
@@ -221,13 +171,8 @@ def period_series(report: Report, start_ms: float) -> list[TimeBucket]:
     return buckets
 
 
-def session_lengths(workers: list[WorkerData]) -> ResponseTime | None:
-    pairs = [(ms * 1000, n) for w in workers for ms, n in w.sessionsMs]
-    return hist.summarize(hist.from_buckets(pairs), resolution_us=1000.0) if pairs else None
-
-
-def http_counts(counters: dict[str, float]) -> tuple[int, int, dict[str, int], dict[str, int]]:
-    """(total, successful, status codes, errors) of an HTTP run."""
+def http_counts(counters: dict[str, float]) -> tuple[build.Counts, dict[str, int], dict[str, int]]:
+    """(counts, status codes, errors) of an HTTP run; every response has a code."""
     codes = {
         k.rsplit(".", 1)[1]: count(counters, k) for k in counters if k.startswith("http.codes.")
     }
@@ -236,39 +181,41 @@ def http_counts(counters: dict[str, float]) -> tuple[int, int, dict[str, int], d
     if failed_status:
         errors["non_2xx"] = failed_status
     no_response = sum(v for k, v in errors.items() if k != "non_2xx")
+    completed = sum(codes.values())
     total = max(count(counters, "http.requests"), count(counters, "http.responses") + no_response)
-    return total, sum(codes.values()) - failed_status, codes, errors
+    return build.Counts(total, completed - failed_status, completed), codes, errors
 
 
 def ws_stats(
-    counters: dict[str, float], seconds: float, sessions: ResponseTime | None
-) -> tuple[int, int, WebSocketStats]:
-    """(total requests, successful, stats) of a WebSocket run: see the engine package."""
+    counters: dict[str, float], sessions: ResponseTime | None
+) -> tuple[build.Counts, WebSocketStats]:
+    """(counts, stats) of a WebSocket run: a request is a message that expects a reply."""
     if "orchestrate.ws.connections_attempted" in counters:
         attempted = count(counters, "orchestrate.ws.connections_attempted")
         failed = count(counters, "orchestrate.ws.connections_failed")
         opened = count(counters, "orchestrate.ws.connections_open")
         sent = count(counters, "orchestrate.ws.messages_sent")
         received = count(counters, "orchestrate.ws.messages_received")
+        replies = count(counters, "orchestrate.ws.replies")
         total = count(counters, "orchestrate.ws.round_trips") + failed
-        successful = count(counters, "orchestrate.ws.replies")
+        counts = build.Counts(total, successful=replies, completed=replies)
     else:  # Artillery's own ws engine: a vuser is a connection, a request a message sent
         attempted = count(counters, "vusers.created")
         failed = count(counters, "vusers.failed")
         opened = attempted - failed
         sent = count(counters, "websocket.messages_sent")
         received = count(counters, "websocket.messages_received")
-        total, successful = sent + failed, sent
+        # It does not know which messages were answered: completed is unknown.
+        counts = build.Counts(sent + failed, successful=sent, completed=None)
     stats = WebSocketStats(
         connections_attempted=attempted,
         connections_open=opened,
         connections_failed=failed,
         messages_sent=sent,
         messages_received=received,
-        message_rate=per_second(sent, seconds),
         session_length=sessions,
     )
-    return total, successful, stats
+    return counts, stats
 
 
 def _epoch(ms: float | None, fallback: datetime) -> datetime:
@@ -296,49 +243,49 @@ def build_result(
     span = ((agg.lastMetricAt or 0) - (agg.firstMetricAt or 0)) / 1000
     duration = span if span > 0 else max(0.0, (ended - started).total_seconds())
     missing: dict[str, str] = {}
+    no_sample = build.NO_REPLY if protocol == "ws" else build.NO_RESPONSE
 
     exact, seconds = merge_workers(workers)
     if workers:
         # got's timings (HTTP) come from Date.now(): whole milliseconds.
-        response = hist.summarize(exact, resolution_us=1.0 if protocol == "ws" else 1000.0)
-        encoded = hist.encode(exact) if exact.get_total_count() else None
+        latency = build.Latency(
+            exact, resolution_us=1.0 if protocol == "ws" else 1000.0, no_sample=no_sample
+        )
         first = min([*seconds, (agg.firstMetricAt or math.inf) / 1000], default=0.0)
         series = time_series(seconds, first)
         sessions = session_lengths(workers)
+        concurrency: int | None = max((s.concurrency for s in seconds.values()), default=0)
     else:
         name = "orchestrate.ws.rtt" if protocol == "ws" else "http.response_time"
-        response = summary_response_time(agg.summaries.get(name))
-        encoded, sessions = None, None
+        latency = build.Latency(
+            summary=summary_response_time(agg.summaries.get(name)), no_sample=no_sample
+        )
         series = period_series(report, agg.firstMetricAt or 0.0)
         missing["histogram"] = f"no exact latency data for this run; {SKETCH}"
         missing["timeSeries.p50"] = f"per-period quantiles left out: {SKETCH}"
         length = agg.summaries.get("vusers.session_length")
         sessions = summary_response_time(length) if length else None
+        concurrency = peak
+        missing["concurrency"] = "not measured: the number is the shape's peak, if known"
 
+    codes: dict[str, int] = {}
+    websocket = None
     if protocol == "ws":
-        total, successful, websocket = ws_stats(c, duration, sessions)
-        codes: dict[str, int] = {}
+        counts, websocket = ws_stats(c, sessions)
         errors = error_kinds(c)
         measures = WS_LATENCY
         if not workers and "orchestrate.ws.round_trips" not in c:
             measures = "artillery ws engine: no latency measured"
             missing["responseTime"] = "Artillery's ws engine records no message latency"
             missing["successfulRequests"] = "the ws engine does not know which were answered"
+        if counts.completed is None:
+            missing["throughput"] = "the ws engine does not know which messages were answered"
+        if websocket.session_length is None:
+            missing["websocket.sessionLength"] = "no session ended normally"
     else:
-        total, successful, codes, errors = http_counts(c)
-        websocket = None
+        counts, codes, errors = http_counts(c)
         measures = HTTP_LATENCY if workers else HTTP_LATENCY_SKETCH
-    if response.p50 is None and "responseTime" not in missing:
-        missing["responseTime"] = "no request completed, so there is no latency to report"
-    if websocket is not None and websocket.session_length is None:
-        missing["websocket.sessionLength"] = "no session ended normally"
-    if workers:
-        concurrency = max((s.concurrency for s in seconds.values()), default=0)
-    else:
-        concurrency = peak or 0
-        missing["concurrency"] = "not measured: the number is the shape's peak, if known"
-    status, detail = judge(total, successful, run, errors)
-    return LoadTestResult(
+    identity = build.Identity(
         scenario=scenario,
         tool=TOOL,
         tool_version=tool_version,
@@ -347,24 +294,21 @@ def build_result(
         latency_measures=measures,
         target=target,
         concurrency=concurrency,
-        duration=round(duration, 3),
-        total_requests=total,
-        successful_requests=successful,
-        failed_requests=total - successful,
-        error_rate=rate_percent(total - successful, total),
-        throughput=per_second(successful, duration),
-        response_time=response,
-        status_codes=codes,
-        errors=errors,
-        time_series=series,
-        histogram=encoded,
-        websocket=websocket,
-        load_not_delivered=count(c, "vusers.skipped"),
-        started_at=started,
-        ended_at=ended,
-        status=status,
-        status_detail=detail,
-        raw_output=str(path),
+        raw_output=path,
+    )
+    return build.result(
+        identity,
+        counts,
+        latency,
+        build.Timing(started, ended, round(duration, 3)),
+        build.Outcome(run=run),
+        build.Details(
+            status_codes=codes,
+            errors=errors,
+            time_series=series,
+            websocket=websocket,
+            load_not_delivered=count(c, "vusers.skipped"),
+        ),
         missing=missing,
     )
 
@@ -417,14 +361,7 @@ def parse_output(
 
 def report_from_workers(workers: list[WorkerData]) -> Report:
     """Artillery's aggregate rebuilt from our processor's counters (no error kinds)."""
-    counters: dict[str, float] = {}
-    for worker in workers:
-        for name, value in worker.counters.items():
-            key = f"orchestrate.{name}"
-            counters[key] = counters.get(key, 0) + value
-    stamps = [second.t for worker in workers for second in worker.seconds]
-    first = min(stamps) * 1000.0 if stamps else None
-    last = (max(stamps) + 1) * 1000.0 if stamps else None
+    counters, first, last = worker_counters(workers)
     return Report(aggregate=Period(counters=counters, firstMetricAt=first, lastMetricAt=last))
 
 

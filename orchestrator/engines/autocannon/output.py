@@ -23,14 +23,12 @@ from orchestrator.errors import ParseError
 from orchestrator.models import (
     LoadTestResult,
     ResponseTime,
-    Status,
-    StepSummary,
     TimeBucket,
 )
 from orchestrator.process import ToolRun
-from orchestrator.redact import redact_url
 from orchestrator.scenarios import Scenario
-from parsers.common import judge, per_second, rate_percent, read_json, validated
+from parsers import build
+from parsers.common import read_json, validated
 
 TOOL = "autocannon"
 RUNNER_FORMAT = "orchestrate-autocannon/1"
@@ -111,10 +109,6 @@ def _decode(path: Path, encoded: str, where: str) -> HdrHistogram:
         raise ParseError(str(path), where, f"bad histogram: {exc}") from exc
 
 
-def _summarize(histogram: HdrHistogram, resolution_us: float) -> ResponseTime:
-    return hist.summarize(histogram, resolution_us=resolution_us)
-
-
 def _effective_connections(step: Step) -> int:
     # autocannon opens no more connections than the rate cap in requests/s.
     if step.overallRate:
@@ -155,12 +149,11 @@ def parse_output(
 ) -> LoadTestResult:
     """Our runner's output file as a result; a missing or corrupt file is a ParseError."""
     output = load_runner_output(path)
-    resolution = output.resolutionUs
     total_hist = hist.new_histogram()
-    summaries: list[StepSummary] = []
+    steps: list[build.Step] = []
     status_codes: dict[str, int] = {}
     errors: dict[str, int] = {}
-    failures: list[str] = []
+    notes: list[str] = []
     for step in output.steps:
         step_hist = (
             _decode(path, step.histogram, f"steps.{step.index}.histogram")
@@ -170,86 +163,76 @@ def parse_output(
         total_hist.add(step_hist)
         _add_counts(status_codes, step.statusCodes)
         _add_counts(errors, step.errorKinds)
-        failures.extend(f"step {step.index + 1}: {f}" for f in step.failures)
-        summaries.append(
-            StepSummary(
+        notes.extend(f"step {step.index + 1}: {f}" for f in step.failures)
+        steps.append(
+            build.Step(
                 index=step.index,
                 concurrency=_effective_connections(step),
                 rate=float(step.overallRate) if step.overallRate else None,
                 start=step.start,
                 duration=step.duration,
-                total_requests=step.counts.requests,
-                failed_requests=step.counts.non2xx + step.counts.errors,
-                throughput=per_second(step.counts.responses, step.duration),
-                response_time=_summarize(step_hist, resolution),
+                counts=_counts(step.counts),
+                histogram=step_hist,
+                resolution_us=output.resolutionUs,
             )
         )
-    total = sum(s.counts.requests for s in output.steps)
-    successful = sum(s.counts.ok for s in output.steps)
-    responses = sum(s.counts.responses for s in output.steps)
-    failed = total - successful
+    if output.stoppedEarly is not None:
+        # The plan working as asked (the breaking point was found), not a failure.
+        notes.insert(0, describe_stop(output.stoppedEarly, output))
+    cut_short = None
+    if not output.complete:
+        measured = len(output.steps)
+        cut_short = (
+            f"the runner stopped before the end: {measured} of {output.plannedSteps} steps measured"
+        )
     duration = (
         max(s.start + s.duration for s in output.steps) - min(s.start for s in output.steps)
         if output.steps
         else 0.0
     )
-    missing: dict[str, str] = {}
-    response_time = _summarize(total_hist, resolution)
-    if total_hist.get_total_count() == 0:
-        missing["responseTime"] = NO_RESPONSE
-    status, detail = judge(total, successful, run, errors)
-    notes = [detail] if detail else []
-    timed_out = run is not None and run.timed_out
-    if output.interrupted and timed_out:
-        notes.append("stopped at the time limit; the result holds what was measured")
-    elif output.interrupted and status is not Status.INTERRUPTED:
-        status = Status.INTERRUPTED
-        notes.append("the runner was interrupted; the result holds what was measured")
-    elif not output.complete and not output.interrupted:
-        measured = len(output.steps)
-        if status is Status.COMPLETED:
-            status = Status.TOOL_FAILED
-        notes.append(
-            f"the runner stopped before the end: {measured} of {output.plannedSteps} steps measured"
-        )
-    if output.stoppedEarly is not None:
-        # The plan working as asked (the breaking point was found), not a failure.
-        notes.append(describe_stop(output.stoppedEarly, output))
-    notes.extend(failures)
     measures = LATENCY_MEASURES
     if scenario.max_rate is not None:
         measures += (
             f" Closed model capped at {scenario.max_rate:g} req/s (autocannon overallRate; "
             "it opens no more connections than that rate)."
         )
-    return LoadTestResult(
+    identity = build.Identity(
         scenario=scenario.name,
         tool=TOOL,
         tool_version=tool_version or output.autocannonVersion,
         protocol="http",
         workload_model="closed",
         latency_measures=measures,
-        target=redact_url(scenario.base_url),
+        target=scenario.base_url,
         concurrency=max((_effective_connections(s) for s in output.steps), default=0),
-        duration=duration,
-        total_requests=total,
-        successful_requests=successful,
-        failed_requests=failed,
-        error_rate=rate_percent(failed, total),
-        throughput=per_second(responses, duration),
-        response_time=response_time,
-        status_codes=status_codes,
-        errors=errors,
-        time_series=_time_series(path, output.steps),
-        steps=summaries,
-        histogram=hist.encode(total_hist) if total_hist.get_total_count() else None,
-        started_at=datetime.fromtimestamp(output.startedAt / 1000.0, UTC),
-        ended_at=datetime.fromtimestamp(output.endedAt / 1000.0, UTC),
-        status=status,
-        status_detail="; ".join(notes) or None,
-        raw_output=str(path),
-        missing=missing,
+        raw_output=path,
     )
+    return build.result(
+        identity,
+        build.Counts(
+            total=sum(s.counts.requests for s in output.steps),
+            successful=sum(s.counts.ok for s in output.steps),
+            completed=sum(s.counts.responses for s in output.steps),
+        ),
+        build.Latency(total_hist, output.resolutionUs, no_sample=NO_RESPONSE),
+        build.Timing(
+            started=datetime.fromtimestamp(output.startedAt / 1000.0, UTC),
+            ended=datetime.fromtimestamp(output.endedAt / 1000.0, UTC),
+            duration=duration,
+        ),
+        build.Outcome(run=run, interrupted=output.interrupted, cut_short=cut_short, notes=notes),
+        build.Details(
+            status_codes=status_codes,
+            errors=errors,
+            time_series=_time_series(path, output.steps),
+        ),
+        steps=steps,
+    )
+
+
+def _counts(counts: Counts) -> build.Counts:
+    # requests = responses + errors (no response); responses = ok + non2xx.
+    return build.Counts(total=counts.requests, successful=counts.ok, completed=counts.responses)
 
 
 def describe_stop(stop: StoppedEarly, output: RunnerOutput) -> str:
@@ -271,8 +254,7 @@ def _cli_number(data: dict[str, Any], key: str, path: Path) -> int:
 
 def _cli_latency(latency: dict[str, Any], missing: dict[str, str]) -> ResponseTime:
     missing["responseTime.p95"] = "autocannon's --json has no p95 (only p90, p97.5, p99)"
-    if not latency.get("totalCount"):
-        missing["responseTime"] = NO_RESPONSE
+    if not latency.get("totalCount"):  # no sample: the builder says responseTime is missing
         return ResponseTime(source="tool_summary", resolution_us=1000.0)
 
     def pick(key: str) -> float | None:
@@ -307,7 +289,6 @@ def import_file(path: Path, scenario_name: str = "autocannon-import") -> LoadTes
     timeouts = _cli_number(data, "timeouts", path)
     non2xx = _cli_number(data, "non2xx", path)
     successful = _cli_number(data, "2xx", path)
-    total = responses + request_errors
     errors = {"non_2xx": non2xx, "timeout": timeouts}
     missing: dict[str, str] = {
         "timeSeries": "autocannon's --json has no per-second samples",
@@ -320,31 +301,29 @@ def import_file(path: Path, scenario_name: str = "autocannon-import") -> LoadTes
     errors = {k: v for k, v in errors.items() if v}
     codes = data.get("statusCodeStats") or {}
     status_codes = {str(k): int(v.get("count", 0)) for k, v in codes.items() if isinstance(v, dict)}
-    duration = float(data.get("duration") or 0.0)
-    status, detail = judge(total, successful, None, errors)
     url = data.get("url")
-    return LoadTestResult(
+    identity = build.Identity(
         scenario=scenario_name,
         tool=TOOL,
         protocol="http",
         workload_model="closed",
         latency_measures=CLI_LATENCY_MEASURES,
-        target=redact_url(url if isinstance(url, str) else ", ".join(map(str, url or []))),
+        target=url if isinstance(url, str) else ", ".join(map(str, url or [])),
         concurrency=_cli_number(data, "connections", path),
-        duration=duration,
-        total_requests=total,
-        successful_requests=successful,
-        failed_requests=total - successful,
-        error_rate=rate_percent(total - successful, total),
-        throughput=per_second(responses, duration),
-        response_time=_cli_latency(data["latency"], missing),
-        status_codes=status_codes,
-        errors=errors,
-        started_at=_cli_time(data, "start", path),
-        ended_at=_cli_time(data, "finish", path),
-        status=status,
-        status_detail=detail,
-        raw_output=str(path),
+        raw_output=path,
+    )
+    return build.result(
+        identity,
+        # requests.total counts responses (any status); `errors` the requests that got none.
+        build.Counts(total=responses + request_errors, successful=successful, completed=responses),
+        build.Latency(summary=_cli_latency(data["latency"], missing), no_sample=NO_RESPONSE),
+        build.Timing(
+            started=_cli_time(data, "start", path),
+            ended=_cli_time(data, "finish", path),
+            duration=float(data.get("duration") or 0.0),
+        ),
+        build.Outcome(),
+        build.Details(status_codes=status_codes, errors=errors),
         missing=missing,
     )
 

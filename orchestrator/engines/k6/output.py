@@ -9,6 +9,7 @@ k6's own run duration. ``orchestrate import --tool k6 FILE`` accepts either file
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,17 +19,14 @@ from orchestrator.engines.k6.stream import Tally, read_raw
 from orchestrator.errors import ParseError
 from orchestrator.models import (
     LoadTestResult,
-    ResponseTime,
-    Status,
     TimeBucket,
     Transport,
     WebSocketStats,
     WorkloadModel,
 )
 from orchestrator.process import ToolRun
-from orchestrator.redact import redact_url
 from orchestrator.scenarios import Scenario
-from parsers.common import judge, per_second, rate_percent
+from parsers import build
 
 LOG = logging.getLogger(__name__)
 
@@ -78,18 +76,21 @@ def _time_series(tally: Tally) -> list[TimeBucket]:
     return buckets
 
 
-def _websocket_stats(tally: Tally, duration: float | None, ours: bool) -> WebSocketStats:
+def _websocket_stats(tally: Tally, ours: bool) -> WebSocketStats:
     counters = tally.counters
-    sent = counters["ws_messages_sent"] if ours else counters["ws_msgs_sent"]
-    received = counters["ws_messages_received"] if ours else counters["ws_msgs_received"]
     length = tally.session_length
+    # Ours: the generated script's counters; else k6's own WebSocket counters.
+    sent, received = (
+        ("ws_messages_sent", "ws_messages_received")
+        if ours
+        else ("ws_msgs_sent", "ws_msgs_received")
+    )
     return WebSocketStats(
         connections_attempted=counters["ws_sessions"],
         connections_open=counters["ws_opened"] if ours else None,
         connections_failed=tally.connect_failures if ours else None,
-        messages_sent=sent,
-        messages_received=received,
-        message_rate=per_second(sent, duration or 0.0),
+        messages_sent=counters[sent],
+        messages_received=counters[received],
         session_length=hdr.summarize(length) if length.get_total_count() else None,
     )
 
@@ -97,85 +98,74 @@ def _websocket_stats(tally: Tally, duration: float | None, ours: bool) -> WebSoc
 def result_from_tally(
     tally: Tally,
     *,
-    scenario_name: str,
-    protocol: Transport,
-    workload_model: WorkloadModel,
-    target: str,
+    identity: build.Identity,
     duration: float | None,
     started: datetime,
     ended: datetime,
-    concurrency: int | None,
     run: ToolRun | None,
-    raw_path: Path,
-    tool_version: str | None = None,
     missing: dict[str, str] | None = None,
 ) -> LoadTestResult:
     missing = dict(missing or {})
-    ours = protocol == "ws" and bool(
-        tally.counters["ws_opened"] or tally.counters["ws_replies_expected"] or tally.errors
-    )
-    resolution = 1.0
-    if tally.latency.get_total_count():
-        response_time = hdr.summarize(tally.latency, resolution_us=resolution)
-        encoded: str | None = hdr.encode(tally.latency)
-    else:
-        response_time = ResponseTime(source="histogram", resolution_us=resolution)
-        missing["responseTime"] = (
-            "no reply was received" if protocol == "ws" else "no request got a response"
-        )
-        encoded = None
+    is_ws = identity.protocol == "ws"
+    identity = replace(identity, concurrency=tally.vus_peak or tally.vus_max_peak)
     if tally.late_samples:
         missing["timeSeries.p50"] = (
             f"{tally.late_samples} samples arrived too far out of order for their second's "
             "percentiles (they are in the overall histogram)"
         )
-    if duration is None:
-        missing["throughput"] = "no run duration in k6's output"
-    if concurrency is None:
+    if identity.concurrency is None:
         missing["concurrency"] = "no vus samples in k6's output"
-    failed = tally.total - tally.successful
-    errors = dict(tally.errors)
-    status, detail = judge(tally.total, tally.successful, run, errors)
-    if tally.truncated:
-        note = f"k6's raw output is cut short ({tally.truncated}); the result holds what was read"
-        detail = f"{detail}; {note}" if detail else note
-        if status is Status.COMPLETED:
-            status = Status.TOOL_FAILED
-    elif status is Status.TARGET_FAILED and tally.error_messages:
-        detail = f"{detail}; k6: {tally.error_messages.most_common(1)[0][0]}"
-    if workload_model == "open":
+    if identity.workload_model == "open":
         not_delivered: int | None = tally.dropped
     else:
         not_delivered = None
         missing.setdefault("loadNotDelivered", NO_DROPS_CLOSED)
-    return LoadTestResult(
-        scenario=scenario_name,
-        tool=TOOL,
-        tool_version=tool_version,
-        protocol=protocol,
-        workload_model=workload_model,
-        latency_measures=WS_MEASURES if protocol == "ws" else HTTP_MEASURES,
-        target=redact_url(target),
-        concurrency=concurrency or 0,
-        duration=duration or 0.0,
-        total_requests=tally.total,
-        successful_requests=tally.successful,
-        failed_requests=failed,
-        error_rate=rate_percent(failed, tally.total),
-        throughput=per_second(tally.total, duration or 0.0),
-        response_time=response_time,
-        status_codes=dict(sorted(tally.status_codes.items())),
-        errors=errors,
-        time_series=_time_series(tally),
-        histogram=encoded,
-        websocket=_websocket_stats(tally, duration, ours) if protocol == "ws" else None,
-        load_not_delivered=not_delivered,
-        started_at=started,
-        ended_at=ended,
-        status=status,
-        status_detail=detail,
-        raw_output=str(raw_path),
+    websocket = None
+    if is_ws:
+        ours = bool(
+            tally.counters["ws_opened"] or tally.counters["ws_replies_expected"] or tally.errors
+        )
+        websocket = _websocket_stats(tally, ours)
+    truncated = f"k6's raw output is cut short ({tally.truncated}); the result holds what was read"
+    hint = tally.error_messages.most_common(1)[0][0] if tally.error_messages else None
+    return build.result(
+        identity,
+        # A request that got no response has status "0" and no status code: HTTP requests
+        # completed are those with a code; a WebSocket request completes with its reply.
+        build.Counts(
+            total=tally.total,
+            successful=tally.successful,
+            completed=tally.successful if is_ws else sum(tally.status_codes.values()),
+        ),
+        build.Latency(tally.latency, no_sample=build.NO_REPLY if is_ws else build.NO_RESPONSE),
+        build.Timing(started, ended, duration),
+        build.Outcome(
+            run=run,
+            cut_short=truncated if tally.truncated else None,
+            failure_hint=f"k6: {hint}" if hint and not tally.truncated else None,
+        ),
+        build.Details(
+            status_codes=dict(sorted(tally.status_codes.items())),
+            errors=dict(tally.errors),
+            time_series=_time_series(tally),
+            websocket=websocket,
+            load_not_delivered=not_delivered,
+        ),
         missing=missing,
+    )
+
+
+def _identity(
+    name: str, protocol: Transport, model: WorkloadModel, target: str, raw: Path
+) -> build.Identity:
+    return build.Identity(
+        scenario=name,
+        tool=TOOL,
+        protocol=protocol,
+        workload_model=model,
+        latency_measures=WS_MEASURES if protocol == "ws" else HTTP_MEASURES,
+        target=target,
+        raw_output=raw,
     )
 
 
@@ -221,19 +211,14 @@ def parse_output(
     metrics = _read_checked_summary(summary, tally)
     duration = _duration(tally, metrics) or (run.elapsed if tally.total else None)
     target = scenario.ws_url if scenario.protocol == "ws" else scenario.base_url
+    identity = _identity(scenario.name, scenario.protocol, scenario.shape.model, target, raw)
     return result_from_tally(
         tally,
-        scenario_name=scenario.name,
-        protocol=scenario.protocol,
-        workload_model=scenario.shape.model,
-        target=target,
+        identity=replace(identity, tool_version=tool_version),
         duration=duration,
         started=run.started,
         ended=run.ended,
-        concurrency=tally.vus_peak or tally.vus_max_peak,
         run=run,
-        raw_path=raw,
-        tool_version=tool_version,
     )
 
 
@@ -255,19 +240,15 @@ def import_raw(path: Path, summary: Path | None = None) -> LoadTestResult:
         model = "closed"
         missing["workloadModel"] = "not in k6's output; no dropped_iterations, so assumed closed"
     started = _stamp_time(tally.first_stamp) or datetime.now(UTC)
-    duration = _duration(tally, metrics)
+    protocol: Transport = "ws" if tally.is_ws else "http"
+    identity = _identity(_scenario_name(path), protocol, model, tally.target or "unknown", path)
     return result_from_tally(
         tally,
-        scenario_name=_scenario_name(path),
-        protocol="ws" if tally.is_ws else "http",
-        workload_model=model,
-        target=tally.target or "unknown",
-        duration=duration,
+        identity=identity,
+        duration=_duration(tally, metrics),
         started=started,
         ended=_stamp_time(tally.last_stamp) or started,
-        concurrency=tally.vus_peak or tally.vus_max_peak,
         run=None,
-        raw_path=path,
         missing=missing,
     )
 
@@ -283,19 +264,14 @@ def import_summary(path: Path) -> LoadTestResult:
         "startedAt": "not in a k6 summary export; derived from the file's modification time",
     }
     is_ws = "ws_sessions" in metrics
+    websocket = None
     if is_ws:
         response_time = k6_summary.trend_time(metrics, "ws_rtt", missing)
-        successful = int(k6_summary.number(metrics, "ws_rtt", "count") or 0)
-        failed = int(k6_summary.number(metrics, "ws_failures", "count") or 0)
-        total = successful + failed
+        counts = k6_summary.ws_counts(metrics)
+        websocket = k6_summary.ws_stats(metrics)
     else:
         response_time = k6_summary.trend_time(metrics, "http_req_duration", missing)
-        total = int(k6_summary.number(metrics, "http_reqs", "count") or 0)
-        failed_or_none = k6_summary.failed_requests(metrics)
-        if failed_or_none is None:
-            missing["failedRequests"] = "the summary has no http_req_failed metric"
-        failed = failed_or_none or 0
-        successful = total - failed
+        counts = k6_summary.http_counts(metrics, missing)
     duration = k6_summary.run_duration(metrics)
     ended = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     dropped = k6_summary.number(metrics, "dropped_iterations", "count")
@@ -304,43 +280,18 @@ def import_summary(path: Path) -> LoadTestResult:
     concurrency = k6_summary.number(metrics, "vus", "max") or k6_summary.number(
         metrics, "vus_max", "max"
     )
-    status, detail = judge(total, successful, None, {"failed": failed})
-    websocket = None
-    if is_ws:
-        ours = "ws_messages_sent" in metrics
-        sent = k6_summary.number(metrics, "ws_messages_sent" if ours else "ws_msgs_sent", "count")
-        received_name = "ws_messages_received" if ours else "ws_msgs_received"
-        websocket = WebSocketStats(
-            connections_attempted=int(k6_summary.number(metrics, "ws_sessions", "count") or 0),
-            connections_open=int(k6_summary.number(metrics, "ws_opened", "count") or 0)
-            if ours
-            else None,
-            messages_sent=None if sent is None else int(sent),
-            messages_received=int(k6_summary.number(metrics, received_name, "count") or 0),
-            message_rate=None if sent is None else per_second(int(sent), duration or 0.0),
-        )
-    return LoadTestResult(
-        scenario=_scenario_name(path),
-        tool=TOOL,
-        protocol="ws" if is_ws else "http",
-        workload_model="closed",
-        latency_measures=WS_MEASURES if is_ws else HTTP_MEASURES,
-        target="unknown",
-        concurrency=int(concurrency or 0),
-        duration=duration or 0.0,
-        total_requests=total,
-        successful_requests=successful,
-        failed_requests=failed,
-        error_rate=rate_percent(failed, total),
-        throughput=per_second(total, duration or 0.0),
-        response_time=response_time,
-        websocket=websocket,
-        load_not_delivered=None if dropped is None else int(dropped),
-        started_at=ended - timedelta(seconds=duration or 0.0),
-        ended_at=ended,
-        status=status,
-        status_detail=detail,
-        raw_output=str(path),
+    identity = _identity(_scenario_name(path), "ws" if is_ws else "http", "closed", "unknown", path)
+    return build.result(
+        replace(identity, concurrency=int(concurrency) if concurrency else None),
+        counts,
+        build.Latency(
+            summary=response_time, no_sample=build.NO_REPLY if is_ws else build.NO_RESPONSE
+        ),
+        build.Timing(ended - timedelta(seconds=duration or 0.0), ended, duration),
+        build.Outcome(),
+        build.Details(
+            websocket=websocket, load_not_delivered=None if dropped is None else int(dropped)
+        ),
         missing=missing,
     )
 

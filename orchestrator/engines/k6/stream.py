@@ -140,26 +140,6 @@ def _epoch_second(stamp: str) -> int:
     return int(datetime.fromisoformat(stamp[:19] + offset).timestamp())
 
 
-def second_percentiles(counts: Counter[int], reference: HdrHistogram) -> tuple[float, float, float]:
-    """p50/p95/p99 (ms) of one second's values, exactly as an HdrHistogram of them reads.
-
-    Same rank rule as HdrHistogram.get_value_at_percentile and the same bucket edge
-    (``reference`` has our histogram layout), without walking a fresh histogram's
-    23,000 buckets three times for every second.
-    """
-    total = sum(counts.values())
-    targets = [max(int(pct * total / 100 + 0.5), 1) for pct in (50.0, 95.0, 99.0)]
-    found: list[float] = []
-    seen = 0
-    for value_us, n in sorted(counts.items()):
-        seen += n
-        while len(found) < 3 and seen >= targets[len(found)]:
-            found.append(reference.get_highest_equivalent_value(value_us) / 1000.0)
-        if len(found) == 3:
-            break
-    return found[0], found[1], found[2]
-
-
 class StreamReader:
     """Feeds raw k6 lines into a :class:`Tally`, one second's histogram at a time."""
 
@@ -211,7 +191,7 @@ class StreamReader:
             counts = Counter(self._open.pop(sec))
             for value_us, n in counts.items():
                 total.record_value(value_us, n)
-            self.tally.percentiles[sec] = second_percentiles(counts, total)
+            self.tally.percentiles[sec] = hdr.percentiles_of(counts, total)
 
     def finish(self) -> Tally:
         self._close_before(None)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ParseError
-from orchestrator.models import ResponseTime
+from orchestrator.models import ResponseTime, WebSocketStats
+from parsers.build import Counts
 from parsers.common import read_json
 
 Metrics = dict[str, dict[str, Any]]
@@ -70,10 +71,41 @@ def trend_time(metrics: Metrics, name: str, missing: dict[str, str]) -> Response
     return ResponseTime(source="tool_summary", **values)
 
 
-def failed_requests(metrics: Metrics) -> int | None:
-    """Failed HTTP requests: ``passes`` of http_req_failed (the rate of failures)."""
+def http_counts(metrics: Metrics, missing: dict[str, str]) -> Counts:
+    """HTTP requests by outcome. ``passes`` of http_req_failed (the rate of failures) are the
+    FAILED requests; which of them got a response (a 5xx) the summary does not say."""
+    total = int(number(metrics, "http_reqs", "count") or 0)
     passes = number(metrics, "http_req_failed", "passes")
-    return None if passes is None else int(passes)
+    if passes is None:
+        missing["failedRequests"] = "the summary has no http_req_failed metric"
+    failed = int(passes or 0)
+    if failed:
+        missing["throughput"] = (
+            "a k6 summary export does not say which failed requests got a response (a 5xx) "
+            "and which got none (refused, timed out); import the raw --out json file"
+        )
+    return Counts(total, successful=total - failed, completed=None if failed else total)
+
+
+def ws_counts(metrics: Metrics) -> Counts:
+    """Round trips (a message and its reply) and failures of our WebSocket script."""
+    replies = int(number(metrics, "ws_rtt", "count") or 0)
+    failed = int(number(metrics, "ws_failures", "count") or 0)
+    return Counts(replies + failed, successful=replies, completed=replies)
+
+
+def ws_stats(metrics: Metrics) -> WebSocketStats:
+    """Connections and messages; ours (the generated script) or k6's own counters."""
+    ours = "ws_messages_sent" in metrics
+    sent = number(metrics, "ws_messages_sent" if ours else "ws_msgs_sent", "count")
+    received = number(metrics, "ws_messages_received" if ours else "ws_msgs_received", "count")
+    opened = int(number(metrics, "ws_opened", "count") or 0)
+    return WebSocketStats(
+        connections_attempted=int(number(metrics, "ws_sessions", "count") or 0),
+        connections_open=opened if ours else None,
+        messages_sent=None if sent is None else int(sent),
+        messages_received=int(received or 0),
+    )
 
 
 def cross_check(metrics: Metrics, total: int, is_ws: bool) -> str | None:

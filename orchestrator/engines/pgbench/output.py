@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator import histogram as hist
 from orchestrator.engines.pgbench.log import SecondsBuilder, StepTally, tally_step
 from orchestrator.errors import ParseError
-from orchestrator.models import LoadTestResult, ResponseTime, Status, StepSummary
+from orchestrator.models import LoadTestResult, Status
 from orchestrator.process import ToolRun
-from orchestrator.redact import redact_url
 from orchestrator.scenarios import Scenario
-from parsers.common import judge, per_second, rate_percent, read_json, validated
+from parsers import build
+from parsers.common import rate_percent, read_json, validated
 
 TOOL = "pgbench"
 RUNNER_FORMAT = "orchestrate-pgbench/1"
@@ -186,7 +186,7 @@ class Totals:
     duration: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
-    steps: list[StepSummary] = field(default_factory=list)
+    steps: list[build.Step] = field(default_factory=list)
     histogram: Any = field(default_factory=hist.new_histogram)
 
 
@@ -251,15 +251,15 @@ def add_step(folder: Path, step: StepRun, origin: float, stopped: bool, totals: 
     totals.duration += duration
     totals.errors.update(errors)
     totals.steps.append(
-        StepSummary(
+        build.Step(
             index=step.index,
             concurrency=step.clients,
             start=step.start - origin,
             duration=duration,
-            total_requests=step_total,
-            failed_requests=step_total - tally.ok,
-            throughput=per_second(transactions, duration) if step.stderr else None,
-            response_time=hist.summarize(step_hist),
+            # A transaction in the log completed (committed or ended by an SQL error);
+            # a pause ran no pgbench, so it has no throughput.
+            counts=build.Counts(step_total, tally.ok, transactions if step.stderr else None),
+            histogram=step_hist,
         )
     )
 
@@ -300,62 +300,47 @@ def parse_output(
     for step in output.steps:
         add_step(folder, step, origin, stopped, totals, seconds)
     seconds.flush()
-    status, detail = judge(totals.total, totals.ok, run, dict(totals.errors))
-    if setup_status is not None:
-        status, detail = setup_status, None  # the notes say why
-    notes = [detail] if detail else []
-    if output.interrupted and status is not Status.INTERRUPTED:
-        if run is not None and run.timed_out:
-            notes.append("stopped at the time limit; the result holds what was measured")
-        else:
-            status = Status.INTERRUPTED
-            notes.append("the runner was interrupted; the result holds what was measured")
-    elif not output.complete and not output.setupFailed and not output.interrupted:
-        if status is Status.COMPLETED:
-            status = Status.TOOL_FAILED
-        notes.append(
-            f"the runner stopped before the end: {len(output.steps)} of "
-            f"{output.plannedSteps} steps measured"
-        )
+    notes: list[str] = []
     if output.stoppedEarly is not None:
         stop = output.stoppedEarly
         notes.append(
             f"stopped early after step {stop['afterStep'] + 1} of {output.plannedSteps}: "
             f"{stop['errorRate']:.1f}% failed, over stop_when_error_rate {stop['limit']:g}%"
         )
-    notes.extend(totals.notes)
-    missing = {"statusCodes": "PostgreSQL has no status codes; errors holds failures by kind"}
-    if totals.histogram.get_total_count() == 0:
-        missing["responseTime"] = NO_TRANSACTION
-    ended = output.endedAt or output.startedAt
-    return LoadTestResult(
+    cut_short = None
+    if not output.complete and not output.setupFailed:
+        cut_short = (
+            f"the runner stopped before the end: {len(output.steps)} of "
+            f"{output.plannedSteps} steps measured"
+        )
+    identity = build.Identity(
         scenario=scenario.name,
         tool=TOOL,
         tool_version=tool_version or output.pgbenchVersion,
         protocol="postgres",
         workload_model="closed",
         latency_measures=LATENCY_MEASURES,
-        target=redact_url(scenario.base_url),
+        target=scenario.base_url,
         concurrency=max((s.clients for s in output.steps), default=0),
-        duration=totals.duration,
-        total_requests=totals.total,
-        successful_requests=totals.ok,
-        failed_requests=totals.total - totals.ok,
-        error_rate=rate_percent(totals.total - totals.ok, totals.total),
-        throughput=per_second(totals.transactions, totals.duration),
-        response_time=_summary(totals),
-        errors=dict(totals.errors),
-        time_series=seconds.buckets,
-        steps=totals.steps,
-        histogram=hist.encode(totals.histogram) if totals.histogram.get_total_count() else None,
-        started_at=datetime.fromtimestamp(output.startedAt, UTC),
-        ended_at=datetime.fromtimestamp(ended, UTC),
-        status=status,
-        status_detail="; ".join(notes) or None,
-        raw_output=str(path),
-        missing=missing,
+        raw_output=path,
     )
-
-
-def _summary(totals: Totals) -> ResponseTime:
-    return hist.summarize(totals.histogram)
+    return build.result(
+        identity,
+        build.Counts(totals.total, totals.ok, completed=totals.transactions),
+        build.Latency(totals.histogram, no_sample=NO_TRANSACTION),
+        build.Timing(
+            started=datetime.fromtimestamp(output.startedAt, UTC),
+            ended=datetime.fromtimestamp(output.endedAt or output.startedAt, UTC),
+            duration=totals.duration,
+        ),
+        build.Outcome(
+            run=run,
+            interrupted=output.interrupted,
+            cut_short=cut_short,
+            status=setup_status,
+            notes=[*notes, *totals.notes],
+        ),
+        build.Details(errors=totals.errors, time_series=seconds.buckets),
+        steps=totals.steps,
+        missing={"statusCodes": "PostgreSQL has no status codes; errors holds failures by kind"},
+    )
