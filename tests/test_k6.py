@@ -389,6 +389,19 @@ def test_last_line_cut_mid_write_is_kept_for_an_interrupted_run(tmp_path: Path) 
     assert tally.truncated and tally.total > 0
 
 
+def test_connection_levels_follow_opens_and_closes() -> None:
+    # [opened, closed] per second: 3 open, one closes and reconnects, all close at the end.
+    changes = {100: [3, 0], 102: [1, 1], 104: [0, 3]}
+    assert k6_stream.connection_levels(changes) == {100: 3, 101: 3, 102: 3, 103: 3, 104: 3}
+    assert k6_stream.connection_levels({5: [2, 0], 6: [0, 1], 8: [0, 1]}) == {
+        5: 2,
+        6: 2,
+        7: 1,
+        8: 1,
+    }
+    assert k6_stream.connection_levels({}) == {}
+
+
 def test_error_codes_map_to_kinds() -> None:
     assert k6_stream.error_kind("1212", "0") == "connection_refused"
     assert k6_stream.error_kind("1050", "0") == "timeout"
@@ -483,11 +496,13 @@ def test_websocket_run(reference_target: Any, tmp_path: Path) -> None:
     assert_ordered(result)
     ws = result.websocket
     assert ws is not None
-    assert ws.connections_attempted == ws.connections_open and ws.connections_open
+    # Closed model: each of the 3 VUs holds one connection for the whole run.
+    assert ws.connections_attempted == ws.connections_open == 3
     assert ws.connections_failed == 0
-    # 3 messages per loop, 2 of them wait for a reply; the third's reply arrives too.
-    assert ws.messages_sent == 9 * ws.connections_open
-    assert result.total_requests == 6 * ws.connections_open
+    # Sessions end between passes: 3 messages per pass, 2 of them wait for a reply (the
+    # third's reply arrives too).
+    assert ws.messages_sent is not None and ws.messages_sent > 9 * ws.connections_open
+    assert ws.messages_sent * 2 == result.total_requests * 3
     assert ws.messages_received is not None and ws.messages_received >= result.total_requests
     assert ws.session_length is not None and ws.session_length.p50
 

@@ -17,6 +17,7 @@ const wsSent = new Counter('ws_messages_sent');
 const wsReceived = new Counter('ws_messages_received');
 const wsExpected = new Counter('ws_replies_expected');
 const wsOpened = new Counter('ws_opened');
+const wsClosed = new Counter('ws_closed');
 const wsFailures = new Counter('ws_failures');
 
 // Monotonic, sub-millisecond clock (Date.now() has only whole milliseconds).
@@ -67,6 +68,51 @@ function runHttp() {
   }
 }
 
+// ---- WebSocket: one connection per session, its flow looped on it ----------------------
+//
+// As on Artillery, a session is one connection on which the flow's messages are repeated:
+//   * closed model: each VU is one connection slot (slot n is wanted while the shape's level
+//     is above n); it connects when its slot is wanted, repeats the flow on the same
+//     connection and closes it cleanly after the pass in which its slot stops being wanted
+//     (a ramp down, the end of the shape). `loops` is no cap here: a user stays while the
+//     shape keeps it. The executor is constant-vus at the shape's peak, so that a VU knows
+//     its slot (exec.vu.idInInstance) and k6 never ends a session half-way.
+//   * open model: each arrival is one session of `loops` passes, with no new pass once the
+//     shape is over.
+
+// Seconds since the scenario started (the shape's clock).
+const shapeTime = () => (Date.now() - exec.scenario.startTime) / 1000;
+
+// Wanted while the shape's level is at least slot + 1: when is that next true from t?
+function slotStart(slot, t) {
+  let start = 0;
+  for (const [duration, from, to] of WS.shape.segments) {
+    const end = start + duration;
+    if (end > t) {
+      const at = Math.max(t, start);
+      const level = from + ((to - from) * (at - start)) / duration;
+      if (level >= slot + 1) return at;
+      if (to > from && to >= slot + 1) return start + (duration * (slot + 1 - from)) / (to - from);
+    }
+    start = end;
+  }
+  return null;
+}
+
+// When the slot, wanted at t, stops being wanted (the level falls below slot + 1).
+function slotEnd(slot, t) {
+  let start = 0;
+  for (const [duration, from, to] of WS.shape.segments) {
+    const end = start + duration;
+    if (end > t && to < slot + 1) {
+      const crossing = to === from ? start : start + (duration * (slot + 1 - from)) / (to - from);
+      return Math.max(t, crossing);
+    }
+    start = end;
+  }
+  return WS.shape.endS;
+}
+
 function classifyWsError(text) {
   const message = String(text || '').toLowerCase();
   if (message.includes('refused')) return 'connection_refused';
@@ -76,9 +122,11 @@ function classifyWsError(text) {
   return 'connection_error';
 }
 
-function runWs() {
+// One connection: the flow's messages, pass after pass, until `passes` are done or a pass
+// ends at or after `until` (shape seconds).
+function runSession(passes, until) {
   const socket = new WebSocket(WS.url, null, { headers: WS.headers });
-  const total = WS.messages.length * WS.loops;
+  const perPass = WS.messages.length;
   const session = `${exec.vu.idInTest}-${exec.vu.iterationInScenario}`;
   const startedAt = clock();
   let step = 0;
@@ -101,6 +149,7 @@ function runWs() {
     if (finished) return;
     finished = true;
     clearInterval(watchdog);
+    if (opened) wsClosed.add(1);
     socket.close();
   }
 
@@ -111,14 +160,17 @@ function runWs() {
     finish();
   }
 
-  // Sends messages until one waits for a reply or the flow is done.
+  // Sends messages until one waits for a reply or the session is over.
   function advance() {
     while (!finished) {
-      if (step >= total) {
-        finish();
-        return;
+      if (step > 0 && step % perPass === 0) {
+        // A pass is done: another one only if the session still has both passes and time.
+        if (step >= passes * perPass || shapeTime() >= until) {
+          finish();
+          return;
+        }
       }
-      const message = WS.messages[step % WS.messages.length];
+      const message = WS.messages[step % perPass];
       const id = `${session}-${step}`;
       step += 1;
       let payload = message.payload;
@@ -179,6 +231,27 @@ function runWs() {
     }
     if (!finished) finish();
   });
+}
+
+function runWs() {
+  if (WS.shape.model !== 'closed') {
+    runSession(WS.loops, WS.shape.endS);
+    return;
+  }
+  const slot = exec.vu.idInInstance - 1;
+  let now = shapeTime();
+  const from = slotStart(slot, now);
+  if (from === null || from >= WS.shape.endS) {
+    // Not wanted again: wait out the shape (k6 would otherwise start iteration after
+    // iteration at once).
+    sleep(Math.max(WS.shape.endS - now, 0.05));
+    return;
+  }
+  if (from > now) {
+    sleep(from - now);
+    now = shapeTime();
+  }
+  runSession(Infinity, slotEnd(slot, now));
 }
 
 export default function () {

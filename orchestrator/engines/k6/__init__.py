@@ -5,6 +5,13 @@ built here, so user values (URLs, headers, bodies, payloads) stay JSON data insi
 script and are never spliced into code. The load shape maps onto k6's executors natively:
 constant-vus / ramping-vus for the closed model, constant- / ramping-arrival-rate for the
 open model.
+
+A WebSocket scenario is the same work as on Artillery: a session is one connection on which
+the flow's messages are repeated. In the closed model each VU is one connection slot that
+follows the shape itself (connects while the level is above its slot, closes cleanly after
+the pass in which the level falls below it), so its executor is constant-vus at the
+shape's peak: with ramping-vus k6 would pick which VU to stop and cut its session
+half-way. In the open model each arrival is one session of ``loops`` passes.
 """
 
 from __future__ import annotations
@@ -98,10 +105,13 @@ def format_duration(seconds: float) -> str:
 
 
 def graceful_seconds(scenario: Scenario) -> float:
-    """Time an iteration in flight at the end may take to finish (a request or a session)."""
+    """Time an iteration in flight at the end may take to finish: a request, or for
+    WebSocket the connect and the one pass a session goes on with after the shape ended."""
     if scenario.protocol == "ws" and scenario.ws is not None:
-        thinking = scenario.ws.loops * sum(m.think for m in scenario.ws.messages)
-        wanted = scenario.timeout + thinking + 1.0
+        one_pass = sum(
+            m.think + (scenario.timeout if m.expect_reply else 0.0) for m in scenario.ws.messages
+        )
+        wanted = scenario.timeout + one_pass + 1.0
     else:
         wanted = scenario.timeout + scenario.think_time + 1.0
     return float(min(math.ceil(wanted), GRACEFUL_CAP_S))
@@ -141,10 +151,11 @@ def build_executor(scenario: Scenario, max_vus: int | None = None) -> dict[str, 
     stages = [{"duration": format_duration(d), "target": high} for d, _, high in segments]
     total = format_duration(shape.total_duration)
     if shape.model == "closed":
-        if constant:
+        if constant or scenario.protocol == "ws":
+            # WebSocket: one VU per connection slot, each following the shape (load.js).
             return {
                 "executor": "constant-vus",
-                "vus": shape.initial,
+                "vus": shape.peak,
                 "duration": total,
                 "gracefulStop": graceful,
             }
@@ -205,6 +216,11 @@ def build_config(scenario: Scenario, max_vus: int | None = None) -> dict[str, An
             "url": scenario.ws_url,
             "headers": dict(scenario.ws.headers),
             "loops": scenario.ws.loops,
+            "shape": {
+                "model": scenario.shape.model,
+                "endS": scenario.shape.total_duration,
+                "segments": [list(segment) for segment in scenario.shape.segments()],
+            },
             "timeoutMs": timeout_ms,
             # How often the session watchdog looks for a reply past its timeout.
             "watchMs": min(max(timeout_ms // 10, 50), 1000),

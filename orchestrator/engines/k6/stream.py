@@ -47,6 +47,7 @@ KINDS: dict[str, int] = {
     "ws_messages_received": COUNTER,
     "ws_replies_expected": COUNTER,
     "ws_opened": COUNTER,
+    "ws_closed": COUNTER,
     "ws_msgs_sent": COUNTER,
     "ws_msgs_received": COUNTER,
 }
@@ -115,6 +116,8 @@ class Tally:
     # per second (epoch): [requests, errors]; concurrency; (p50, p95, p99) in ms
     seconds: dict[int, list[int]] = field(default_factory=dict)
     concurrency: dict[int, int] = field(default_factory=dict)
+    # per second: [connections opened, closed] by our WebSocket script
+    connections: dict[int, list[int]] = field(default_factory=dict)
     percentiles: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     late_samples: int = 0
     first_stamp: str | None = None
@@ -138,6 +141,19 @@ def _epoch_second(stamp: str) -> int:
     rest = stamp[19:]
     offset = rest.lstrip(".0123456789") or "Z"
     return int(datetime.fromisoformat(stamp[:19] + offset).timestamp())
+
+
+def connection_levels(changes: dict[int, list[int]]) -> dict[int, int]:
+    """Connections open in each second, from the [opened, closed] counts per second: the
+    higher of the levels before and after that second's changes."""
+    levels: dict[int, int] = {}
+    level = 0
+    for sec in range(min(changes, default=0), max(changes, default=-1) + 1):
+        opened, closed = changes.get(sec, (0, 0))
+        after = level + opened - closed
+        levels[sec] = max(level, after)
+        level = after
+    return levels
 
 
 class StreamReader:
@@ -195,7 +211,13 @@ class StreamReader:
 
     def finish(self) -> Tally:
         self._close_before(None)
-        return self.tally
+        tally = self.tally
+        if tally.counters["ws_closed"]:
+            # Our WebSocket script keeps a VU per connection slot, idle while the shape
+            # does not want it: open connections, not VUs, are its concurrency.
+            tally.concurrency = connection_levels(tally.connections)
+            tally.vus_peak = max(tally.concurrency.values(), default=0)
+        return tally
 
     def add(self, kind: int, name: str, data: dict[str, Any]) -> None:
         sec = self.second(data["time"])
@@ -257,6 +279,8 @@ class StreamReader:
             hdr.record_ms(tally.session_length, value)
         else:
             tally.counters[name] += int(value)
+            if name in ("ws_opened", "ws_closed"):
+                tally.connections.setdefault(sec, [0, 0])[name == "ws_closed"] += int(value)
             if kind == SESSIONS and tally.target is None:
                 tally.target = tags.get("url") or _url_like(tags.get("name"))
 
