@@ -10,7 +10,8 @@ up, the report is written and the exit code is 130 (whichever signal it was).
 
 While what must finish runs (:func:`shielded`: stopping the tool's group, stopping a target
 we started, writing the report; each bounded) a signal is noted, not raised: a second Ctrl-C
-must not leave a process behind or cut ``summary.json`` in half.
+must not leave a process behind or cut ``summary.json`` in half. The exit code stays what
+the run decided (130 if the first signal interrupted it).
 """
 
 from __future__ import annotations
