@@ -1,7 +1,7 @@
 """How much throughput our autocannon runner costs compared with the bare autocannon CLI.
 
 Starts the reference target, then alternates: bare ``autocannon --json -c 10 -d 5 URL/health``
-and the same load through orchestrate (runner.run_scenario: our Node runner, the process
+and the same load through orchestrate (execute.run_scenario: our Node runner, the process
 chokepoint, the target and generator samplers), a few rounds.
 Prints req/s of each and the ratio runner / bare (goal: >= 0.95).
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import start_reference_target  # noqa: E402
 
 from orchestrator import tools  # noqa: E402
-from orchestrator.runner import RunSettings, run_scenario  # noqa: E402
+from orchestrator.execute import RunSettings, run_scenario  # noqa: E402
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario  # noqa: E402
 from orchestrator.targets import locate_target  # noqa: E402
 

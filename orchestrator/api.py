@@ -16,61 +16,32 @@ A tool that is missing or a target that cannot be reached raises a ``FatalError`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from typing import Any
 
+from orchestrator.commands.run import measure
 from orchestrator.errors import TargetError
 from orchestrator.models import LoadTestResult
-from orchestrator.pipeline import SingleRun, measure_single
+from orchestrator.options import RunOptions
+
+# Where the API's defaults differ from the CLI's: the caller reads the result, not the
+# tool's console, and the report is labelled as a test's.
+API_DEFAULTS: dict[str, Any] = {"name": "pytest", "quiet": True}
 
 
-def load_test(
-    url: str,
-    *,
-    tool: str = "autocannon",
-    connections: int = 10,
-    duration: float = 10.0,
-    method: str = "GET",
-    headers: Mapping[str, str] | None = None,
-    body: str | None = None,
-    messages: Sequence[str] = (),
-    ramp: float = 0.0,
-    rate: float | None = None,
-    open_model: bool = False,
-    timeout: float = 10.0,
-    thresholds: Sequence[str] = (),
-    pid: int | None = None,
-    sample_interval: float = 1.0,
-    name: str = "pytest",
-    report_dir: Path = Path("load-reports"),
-    show_tool_output: bool = False,
-) -> LoadTestResult:
+def load_test(url: str, **options: Any) -> LoadTestResult:
     """Run one load test (the same as ``orchestrate run``) and return its result.
 
-    ``thresholds`` (e.g. ``"p95 < 500ms"``) are judged into ``result.thresholds``;
-    assert on them or on the numbers directly.
+    ``options`` are the fields of :class:`orchestrator.options.RunOptions` (``connections``,
+    ``duration``, ``method``, ``headers``, ``body``, ``tool``, ``thresholds``, ...), checked
+    before anything starts (ConfigError naming the bad one). ``thresholds`` (e.g.
+    ``"p95 < 500ms"``) are judged into ``result.thresholds``; assert on them or on the
+    numbers directly. ``show_tool_output=True`` (the same as ``quiet=False``) shows the
+    tool's console output.
     """
-    request = SingleRun(
-        url=url,
-        tool=tool,
-        connections=connections,
-        duration=duration,
-        method=method,
-        headers=dict(headers or {}),
-        body=body,
-        messages=list(messages),
-        ramp=ramp,
-        rate=rate,
-        open_model=open_model,
-        timeout=timeout,
-        thresholds=list(thresholds),
-        pid=pid,
-        sample_interval=sample_interval,
-        name=name,
-        report_dir=report_dir,
-        quiet=not show_tool_output,
-    )
-    result, run_dir = measure_single(request)
-    if result is None:
-        raise TargetError(f"nothing was measured; see {run_dir}")
-    return result
+    values = {**API_DEFAULTS, **options, "url": url}
+    if "show_tool_output" in values:
+        values["quiet"] = not values.pop("show_tool_output")
+    outcome = measure(RunOptions.from_values(values), view="none")
+    if not outcome.results:
+        raise TargetError(f"nothing was measured; see {outcome.run_dir}")
+    return outcome.results[0]

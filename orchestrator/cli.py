@@ -1,4 +1,4 @@
-"""The `orchestrate` command line: a thin layer over orchestrator.pipeline.
+"""The `orchestrate` command line: a thin layer over orchestrator.commands.
 
 Heavy modules (pandas, matplotlib, the engines) are imported inside the commands so that
 ``orchestrate --help`` stays fast. Every FatalError becomes one line and an exit code here.
@@ -14,14 +14,17 @@ from typing import Annotated
 import click
 import typer
 
+from orchestrator import interrupts
+from orchestrator.engines import known_tools
 from orchestrator.errors import ConfigError, ExitCode, FatalError
+from orchestrator.options import RunOptions
 
 LOG = logging.getLogger("orchestrator")
 
 app = typer.Typer(
     name="orchestrate",
     help="Load-test a service over HTTP, WebSocket and PostgreSQL with real tools "
-    "(autocannon, Artillery, k6, pgbench) and get one truthful, comparable result.",
+    f"({', '.join(known_tools())}) and get one truthful, comparable result.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -31,95 +34,69 @@ target_app = typer.Typer(help="The reference target service.", no_args_is_help=T
 app.add_typer(tools_app, name="tools")
 app.add_typer(target_app, name="target")
 
-DEFAULT_URL = "http://127.0.0.1:8000/health"
 ReportDir = Annotated[
     Path, typer.Option("--report-dir", help="Where report directories are written.")
 ]
 
 
+def _help(option: str) -> str | None:
+    return RunOptions.model_fields[option].description
+
+
+# The CLI's defaults are the model's.
+DEFAULTS = RunOptions()
+
+
 @app.command()
 def run(
-    url: Annotated[str, typer.Option("--url", "-u", help="Target URL (http://, ws://).")] = (
-        DEFAULT_URL
-    ),
-    tool: Annotated[str, typer.Option("--tool", "-t", help="autocannon, k6 or artillery.")] = (
-        "autocannon"
-    ),
+    url: Annotated[str, typer.Option("--url", "-u", help=_help("url"))] = DEFAULTS.url,
+    tool: Annotated[str | None, typer.Option("--tool", "-t", help=_help("tool"))] = None,
     connections: Annotated[
-        int, typer.Option("--connections", "-c", min=1, help="Concurrent connections / users.")
-    ] = 10,
-    duration: Annotated[float, typer.Option("--duration", "-d", min=0.1, help="Seconds.")] = 10.0,
-    method: Annotated[str, typer.Option("--method", "-m")] = "GET",
-    header: Annotated[
-        list[str] | None, typer.Option("--header", "-H", help="'Name: value', repeatable.")
+        int, typer.Option("--connections", "-c", help=_help("connections"))
+    ] = DEFAULTS.connections,
+    duration: Annotated[
+        float, typer.Option("--duration", "-d", help=_help("duration"))
+    ] = DEFAULTS.duration,
+    method: Annotated[str, typer.Option("--method", "-m", help=_help("method"))] = DEFAULTS.method,
+    headers: Annotated[
+        list[str] | None, typer.Option("--header", "-H", help=_help("headers"))
     ] = None,
-    body: Annotated[
-        str | None, typer.Option("--body", "-b", help="Request body, or @FILE to read one.")
-    ] = None,
-    message: Annotated[
-        list[str] | None,
-        typer.Option("--message", help="WebSocket message to send (repeatable; ws:// URLs)."),
-    ] = None,
-    ramp: Annotated[float, typer.Option("--ramp", min=0, help="Seconds to ramp up first.")] = 0.0,
-    rate: Annotated[
-        float | None,
-        typer.Option("--rate", "-R", help="Cap on total req/s (with --open: the arrival rate)."),
-    ] = None,
+    body: Annotated[str | None, typer.Option("--body", "-b", help=_help("body"))] = None,
+    messages: Annotated[list[str] | None, typer.Option("--message", help=_help("messages"))] = None,
+    ramp: Annotated[float, typer.Option("--ramp", help=_help("ramp"))] = DEFAULTS.ramp,
+    rate: Annotated[float | None, typer.Option("--rate", "-R", help=_help("rate"))] = None,
     open_model: Annotated[
-        bool, typer.Option("--open", help="Open model: --rate arrivals/s whatever the latency.")
-    ] = False,
-    pipelining: Annotated[int, typer.Option("--pipelining", "-p", min=1)] = 1,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=0)] = 0,
-    timeout: Annotated[float, typer.Option("--timeout", help="Per-request timeout (s).")] = 10.0,
-    threshold: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--threshold", help="SLA such as 'p95 < 500ms' (repeatable); exit 1 if broken."
-        ),
+        bool, typer.Option("--open", help=_help("open_model"))
+    ] = DEFAULTS.open_model,
+    pipelining: Annotated[
+        int, typer.Option("--pipelining", "-p", help=_help("pipelining"))
+    ] = DEFAULTS.pipelining,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", help=_help("workers"))
+    ] = DEFAULTS.workers,
+    timeout: Annotated[float, typer.Option("--timeout", help=_help("timeout"))] = DEFAULTS.timeout,
+    thresholds: Annotated[
+        list[str] | None, typer.Option("--threshold", help=_help("thresholds"))
     ] = None,
-    pid: Annotated[int | None, typer.Option("--pid", help="PID of the target to sample.")] = None,
-    container: Annotated[
-        str | None,
-        typer.Option("--container", help="Docker container (name or id) to sample as the target."),
-    ] = None,
+    pid: Annotated[int | None, typer.Option("--pid", help=_help("pid"))] = None,
+    container: Annotated[str | None, typer.Option("--container", help=_help("container"))] = None,
     target_cmd: Annotated[
-        str | None, typer.Option("--target-cmd", help="Start the target with this command.")
+        str | None, typer.Option("--target-cmd", help=_help("target_cmd"))
     ] = None,
     sample_interval: Annotated[
-        float, typer.Option("--sample-interval", min=0.05, help="Seconds between samples.")
-    ] = 1.0,
-    name: Annotated[str, typer.Option("--name", help="Scenario name in the report.")] = "run",
-    report_dir: ReportDir = Path("load-reports"),
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide the tool's output.")] = False,
+        float, typer.Option("--sample-interval", help=_help("sample_interval"))
+    ] = DEFAULTS.sample_interval,
+    name: Annotated[str, typer.Option("--name", help=_help("name"))] = DEFAULTS.name,
+    report_dir: ReportDir = DEFAULTS.report_dir,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=_help("quiet"))] = DEFAULTS.quiet,
 ) -> None:
     """Run one load test and write its result into a report directory."""
-    from orchestrator import pipeline
+    # The parameters are the fields of RunOptions, by name: the options are built once here
+    # (an option not given keeps the model's default).
+    given = {option: value for option, value in locals().items() if value is not None}
+    from orchestrator.commands.run import run_command
 
-    request = pipeline.SingleRun(
-        url=url,
-        tool=tool,
-        connections=connections,
-        duration=duration,
-        method=method,
-        headers=pipeline.parse_headers(header or []),
-        body=pipeline.read_body(body),
-        messages=message or [],
-        ramp=ramp,
-        rate=rate,
-        open_model=open_model,
-        pipelining=pipelining,
-        workers=workers,
-        timeout=timeout,
-        thresholds=threshold or [],
-        pid=pid,
-        container=container,
-        target_cmd=target_cmd,
-        sample_interval=sample_interval,
-        name=name,
-        report_dir=report_dir,
-        quiet=quiet,
-    )
-    raise typer.Exit(pipeline.run_single(request))
+    raise typer.Exit(run_command(RunOptions.from_values(given)))
 
 
 @app.command()
@@ -140,10 +117,10 @@ def suite(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide the tools' output.")] = False,
 ) -> None:
     """Run a named suite of scenarios, judge each against its SLA, exit with the verdict."""
-    from orchestrator import suite_run
+    from orchestrator.commands.suite import suite_command
 
     raise typer.Exit(
-        suite_run.run_suite_command(
+        suite_command(
             name,
             config_path=config,
             scale=scale,
@@ -156,16 +133,19 @@ def suite(
     )
 
 
+IMPORT_TOOL_HELP = f"The tool that wrote them: {', '.join(known_tools())}."
+
+
 @app.command("import")
 def import_(
     files: Annotated[list[Path], typer.Argument(help="Output files of the tool.")],
-    tool: Annotated[str, typer.Option("--tool", "-t", help="autocannon, artillery or k6.")],
-    report_dir: ReportDir = Path("load-reports"),
+    tool: Annotated[str, typer.Option("--tool", "-t", help=IMPORT_TOOL_HELP)],
+    report_dir: ReportDir = DEFAULTS.report_dir,
 ) -> None:
     """Turn existing output files of a tool into LoadTestResults and a report."""
-    from orchestrator import pipeline
+    from orchestrator.commands.importing import import_command
 
-    raise typer.Exit(pipeline.import_files(tool, files, report_dir))
+    raise typer.Exit(import_command(tool, files, report_dir))
 
 
 @app.command()
@@ -196,14 +176,18 @@ def init(
 def tools_install(
     force: Annotated[bool, typer.Option("--force", help="Reinstall even if cached.")] = False,
 ) -> None:
-    """Install the pinned Node tools (autocannon, Artillery) into the cache, once."""
+    """Install the pinned Node load tools into the cache, once."""
     from orchestrator import tools
 
     folder, changed = tools.install(force=force)
     typer.echo(f"{'installed' if changed else 'already installed'}: {folder}")
 
 
-@tools_app.command("doctor")
+@tools_app.command(
+    "doctor",
+    help=f"List the tools ({', '.join(known_tools())}) and what they run on, with version, "
+    "path and status.",
+)
 def tools_doctor(
     tool: Annotated[
         list[str] | None, typer.Option("--tool", help="Fail unless this tool works (repeatable).")
@@ -213,10 +197,9 @@ def tools_doctor(
     ] = None,
     config: Annotated[Path | None, typer.Option("--config")] = None,
 ) -> None:
-    """List node, npm, autocannon, artillery, k6 and pgbench with version, path and status."""
-    from orchestrator import pipeline
+    from orchestrator.commands.doctor import doctor_command
 
-    raise typer.Exit(pipeline.doctor(tool or [], suite_name, config))
+    raise typer.Exit(doctor_command(tool or [], suite_name, config))
 
 
 @target_app.command("serve")
@@ -250,11 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="orchestrate: %(levelname)s: %(message)s")
     command = typer.main.get_command(app)
     try:
-        # Outside standalone mode typer returns a command's `typer.Exit(code)` instead of
-        # exiting: that return value is the exit code.
-        code = command.main(args=argv, prog_name="orchestrate", standalone_mode=False)
+        # SIGTERM and SIGHUP stop any command as Ctrl-C does (exit 130, one line).
+        with interrupts.interruptible():
+            # Outside standalone mode typer returns a command's `typer.Exit(code)` instead
+            # of exiting: that return value is the exit code.
+            code = command.main(args=argv, prog_name="orchestrate", standalone_mode=False)
     except (click.exceptions.Exit, typer.Exit) as exc:
-        return int(exc.exit_code)
+        code = exc.exit_code
     except (click.ClickException, typer.TyperException) as exc:
         # Typer >= 0.20 bundles its own click: its usage errors are TyperExceptions.
         show = getattr(exc, "show", None)
@@ -264,12 +249,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"orchestrate: error: {exc.format_message()}", file=sys.stderr)
         return int(ExitCode.USAGE)
     except (KeyboardInterrupt, click.exceptions.Abort, typer.Abort):
-        print("orchestrate: interrupted", file=sys.stderr)
-        return int(ExitCode.INTERRUPTED)
+        code = ExitCode.INTERRUPTED
     except FatalError as exc:
         print(f"orchestrate: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
-    return code if isinstance(code, int) else 0
+    if code == ExitCode.INTERRUPTED:
+        # Ctrl-C, SIGTERM and SIGHUP alike, whether the run stopped inside the tool (its
+        # interrupted result is kept) or elsewhere: one line, exit 130.
+        print(f"orchestrate: interrupted ({interrupts.describe()})", file=sys.stderr)
+    return int(code) if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

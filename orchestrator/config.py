@@ -401,7 +401,7 @@ def read_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     """The config from ``path``, else ``./orchestrate.yaml``, else the built-in defaults.
 
     Cross-references (endpoint and scenario names, built-ins included) are checked by
-    :func:`orchestrator.suites.load_config`, which the commands use.
+    :func:`orchestrator.plan.load_config`, which the commands use.
     """
     if path is None:
         default = Path.cwd() / CONFIG_FILE

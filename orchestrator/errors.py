@@ -13,7 +13,7 @@ class ExitCode(IntEnum):
     SLA_FAILED = 1
     USAGE = 2
     TOOL_OR_TARGET_FAILED = 3
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # Ctrl-C, SIGTERM or SIGHUP (orchestrator.interrupts)
 
 
 class FatalError(Exception):

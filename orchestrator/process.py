@@ -2,8 +2,8 @@
 
 Every tool runs from a list argv (no shell ever sees user text), in its own process
 group, with its output teed live to the console and to a log file, under a hard timeout.
-Ctrl-C or the timeout stops the whole group: interrupt (so the tool can write what it has),
-then terminate, then kill.
+Ctrl-C (or SIGTERM, SIGHUP: :mod:`orchestrator.interrupts`) or the timeout stops the whole
+group: interrupt (so the tool can write what it has), then terminate, then kill.
 
 subprocess-tee is used for short set-up commands (``npm ci``); it cannot start a process
 group, ignores ``timeout=`` and does not expose the pid the samplers need, so load tools
@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from orchestrator import interrupts
 from orchestrator.errors import ToolError, ToolNotFoundError
 
 LOG = logging.getLogger(__name__)
@@ -212,7 +213,10 @@ def run_tool(
             stop_process_group(proc)
         except KeyboardInterrupt:
             interrupted = True
-            stop_process_group(proc)
+            # Bounded (interrupt, terminate, kill): a second signal must not cut the tool
+            # off before it has written what it measured.
+            with interrupts.shielded():
+                stop_process_group(proc)
         finally:
             if proc.poll() is None:
                 stop_process_group(proc, signal.SIGKILL)

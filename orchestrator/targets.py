@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import psutil
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orchestrator import interrupts
 from orchestrator.docker_sampler import DockerSampler
 from orchestrator.errors import ConfigError, TargetError, ToolNotFoundError
 from orchestrator.process import resolve_executable, stop_process_group
@@ -304,4 +305,5 @@ def managed_target(spec: TargetSpec, log_dir: Path) -> Iterator[ManagedTarget]:
         _wait_ready(spec, proc, log_path)
         yield ManagedTarget(proc.pid, proc, log_path, argv)
     finally:
-        stop_process_group(proc)
+        with interrupts.shielded():  # a second Ctrl-C must not leave the target running
+            stop_process_group(proc)

@@ -22,7 +22,7 @@ from orchestrator.engines.k6 import output as k6
 from orchestrator.engines.pgbench import output as pgbench
 from orchestrator.models import LoadTestResult, ResponseTime, Status, WebSocketStats
 from orchestrator.process import ToolRun
-from orchestrator.runner import RunSettings, run_scenario
+from orchestrator.execute import RunSettings, run_scenario
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario
 from parsers import build
 

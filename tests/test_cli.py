@@ -458,7 +458,7 @@ def test_tools_doctor_lists_every_tool_and_fails_for_a_missing_one(tmp_path: Pat
 
 
 def test_init_writes_a_loadable_config_and_does_not_overwrite(tmp_path: Path) -> None:
-    from orchestrator.suites import build_suite, load_config
+    from orchestrator.plan import build_suite, load_config
 
     done = orchestrate("init", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -14,7 +14,7 @@ from orchestrator.config import (
 )
 from orchestrator.engines import known_tools
 from orchestrator.errors import ConfigError, ExitCode
-from orchestrator.suites import build_suite, load_config
+from orchestrator.plan import build_suite, load_config
 
 
 def write(tmp_path: Path, text: str, name: str = "orchestrate.yaml") -> Path:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from orchestrator.execute import RESULT_FILE, RunSettings, run_scenario
 from orchestrator.models import LoadTestResult, Status
-from orchestrator.runner import RESULT_FILE, RunSettings, run_scenario
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario
 from orchestrator.targets import LocatedTarget
 

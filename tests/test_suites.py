@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.builtins import BUILTIN_SUITES
 from orchestrator.config import Config, parse_config
 from orchestrator.errors import ConfigError
-from orchestrator.suites import BUILTIN_SUITES, PlannedScenario, Suite, build_suite
+from orchestrator.plan import PlannedScenario, Suite, build_suite
 
 GOLDEN = Path(__file__).parent / "golden" / "suites.json"
 

@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.engines import k6
 from orchestrator.models import LoadTestResult, Status, WebSocketStats
-from orchestrator.runner import RunSettings, run_scenario
+from orchestrator.execute import RunSettings, run_scenario
 from orchestrator.scenarios import LoadShape, Scenario, Stage, WsFlow, WsMessage
 
 URL = "http://127.0.0.1:8123"

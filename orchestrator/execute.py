@@ -1,8 +1,8 @@
-"""Run one scenario with one tool: prepare, sample, run, parse, attach, save.
+"""Execute one planned scenario with one engine: prepare, sample, run, parse, attach, save.
 
 The result file is written whatever happens after the tool started: a failed parse
-becomes a ``tool_failed`` result that points at the raw output, Ctrl-C an
-``interrupted`` result with what was measured.
+becomes a ``tool_failed`` result that points at the raw output, Ctrl-C (or SIGTERM,
+SIGHUP: :mod:`orchestrator.interrupts`) an ``interrupted`` result with what was measured.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestrator import process
+from orchestrator import interrupts, process
 from orchestrator.analysis import attach_findings
 from orchestrator.engines import check_supports
 from orchestrator.engines.base import Engine, Invocation
@@ -124,8 +123,9 @@ def _parse(
         LOG.exception("could not read %s", invocation.output_path)
         why = f"internal error reading the output ({type(exc).__name__}: {exc})"
         return build.unreadable(scenario, invocation.tool, run, invocation.output_path, why)
-    if run.interrupted and result.status is not Status.INTERRUPTED:
-        detail = "stopped by Ctrl-C; the result holds what was measured"
+    if run.interrupted:
+        # Said here, not by each parser: only the run knows which signal stopped it.
+        detail = f"stopped by {interrupts.describe()}; the result holds what was measured"
         result = result.model_copy(update={"status": Status.INTERRUPTED, "status_detail": detail})
     return result
 
@@ -170,23 +170,3 @@ def save_result(result: LoadTestResult, path: Path) -> Path:
 def _remove_private(invocation: Invocation) -> None:
     if invocation.private_dir is not None:
         shutil.rmtree(invocation.private_dir, ignore_errors=True)
-
-
-def new_run_dir(report_dir: Path, label: str) -> Path:
-    """``<report_dir>/<UTC timestamp>-<label>``, plus a ``latest`` link to it."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = report_dir / f"{stamp}-{label}"
-    suffix = 1
-    while run_dir.exists():
-        suffix += 1
-        run_dir = report_dir / f"{stamp}-{label}-{suffix}"
-    run_dir.mkdir(parents=True)
-    latest = report_dir / "latest"
-    try:
-        if latest.is_symlink():
-            latest.unlink()
-        if not latest.exists():
-            latest.symlink_to(run_dir.name)
-    except OSError:
-        LOG.debug("could not update %s", latest)
-    return run_dir

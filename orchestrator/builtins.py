@@ -1,0 +1,130 @@
+"""The built-in scenarios and suites: the seed plan's ``full`` suite and a short ``ci``.
+
+Each built-in is a :class:`ScenarioConfig`, as if written in ``orchestrate.yaml``; a config
+scenario of the same name overrides its fields (:func:`orchestrator.plan.resolve_scenario`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.config import ScenarioConfig
+
+# Endpoints the built-ins load when the config defines all of them (the seed's API); with an
+# API of other names a built-in loads every endpoint (name `endpoints:` to choose).
+API_ENDPOINTS = ("login", "session-start", "livekit-token", "transcription", "textbooks-hierarchy")
+CRITICAL_ENDPOINTS = ("login", "session-start", "livekit-token", "transcription")
+SPIKE_ENDPOINTS = ("session-start", "livekit-token")
+# Percent of a stress step's requests failing at which the target counts as broken.
+STRESS_BREAKING_ERROR_RATE = 50.0
+
+
+def _ramp_hold(users: int, ramp: float, total: float) -> dict[str, Any]:
+    """Ramp from 0 to ``users`` then hold so that the whole scenario lasts ``total``."""
+    return {"start": 0, "stages": [
+        {"duration": ramp, "target": users},
+        {"duration": total - ramp, "target": users},
+    ]}  # fmt: skip
+
+
+def _stress_steps(first: int = 50, last: int = 500, step: int = 50, each: float = 120.0,
+                  climb: float = 5.0) -> dict[str, Any]:  # fmt: skip
+    """Steps of ``each`` seconds (a short climb, then a real hold) from first to last users."""
+    stages: list[dict[str, float]] = [{"duration": each, "target": first}]
+    for level in range(first + step, last + 1, step):
+        stages += [
+            {"duration": climb, "target": level},
+            {"duration": each - climb, "target": level},
+        ]
+    return {"start": first, "stages": stages}
+
+
+def _spike(base: int = 50, peak: int = 1000) -> dict[str, Any]:
+    """Baseline, 10 s to the peak, 120 s hold, 10 s drop, recovery at baseline: 5 min."""
+    return {"start": base, "stages": [
+        {"duration": 60, "target": base},
+        {"duration": 10, "target": peak},
+        {"duration": 120, "target": peak},
+        {"duration": 10, "target": base},
+        {"duration": 100, "target": base},
+    ]}  # fmt: skip
+
+
+_BUILTINS: dict[str, dict[str, Any]] = {
+    "normal": {
+        "description": "Normal load: 50 users, 10 s ramp, 5 min; the baseline.",
+        "shape": _ramp_hold(50, 10, 300),
+        "thresholds": ["errorRate < 0.1%", "p50 < 200ms", "p95 < 500ms",
+                       "throughputPerEndpoint > 10/s"],
+    },
+    "peak": {
+        "description": "Peak load: 100 users, 30 s ramp, 10 min.",
+        "shape": _ramp_hold(100, 30, 600),
+        "thresholds": ["errorRate < 1%", "p95 < 500ms"],
+    },
+    "stress": {
+        "description": "Stress: 50 -> 500 users in steps of 50 every 2 min (20 min); "
+        "finds the breaking point (stops after a step in which over half the requests "
+        "failed).",
+        "shape": _stress_steps(),
+        "thresholds": ["errorRate < 5%", "p99 < 1000ms"],
+        # Past half the requests failing the target is broken: more steps would only
+        # hammer it (mostly fast failures) for the rest of the 20 min. The SLA (5%) still
+        # judges the run; this only decides when there is nothing more to learn.
+        "stop_when_error_rate": STRESS_BREAKING_ERROR_RATE,
+    },
+    "spike": {
+        "description": "Spike: baseline 50 users, to 1000 in 10 s, hold 120 s, drop, then "
+        "100 s at baseline to measure recovery.",
+        "shape": _spike(),
+        "thresholds": ["errorRate < 5%"],
+    },
+    "endurance": {
+        "description": "Endurance: 50 users, 30 s ramp, 60 min; finds memory leaks.",
+        "shape": _ramp_hold(50, 30, 3600),
+        "thresholds": ["errorRate < 0.1%", "memoryDelta < 20MB"],
+    },
+    "ws-normal": {
+        "description": "WebSocket normal: 50 connections arriving at 5/s, 10 min, ~100 msg/s.",
+        "protocol": "ws", "shape": _ramp_hold(50, 10, 600),
+        "ws_message_rate": 2.0, "thresholds": ["errorRate < 1%"],
+    },
+    "ws-stress": {
+        "description": "WebSocket stress: ramp to 500 connections in 2 min, 10 min, ~500 msg/s.",
+        "protocol": "ws", "shape": _ramp_hold(500, 120, 600),
+        "ws_message_rate": 1.0, "thresholds": ["errorRate < 5%"],
+    },
+    "ws-spike": {
+        "description": "WebSocket spike: burst to 1000 connections in 10 s, hold 2 min "
+        "(~1000 msg/s).",
+        "protocol": "ws", "shape": _ramp_hold(1000, 10, 130),
+        "ws_message_rate": 1.0, "thresholds": ["errorRate < 10%"],
+    },
+    "db-pool": {
+        "description": "Database pool: 50 concurrent clients, mixed read/write transactions "
+        "(TPC-B-like), 5 min.",
+        "protocol": "postgres", "users": 50, "hold": 300,
+        "thresholds": ["errorRate < 1%", "p95 < 500ms"],
+    },
+    "api-smoke": {
+        "description": "CI smoke: 10 users, 30 s, on the critical endpoints.",
+        "users": 10, "hold": 30,
+        "thresholds": ["errorRate < 5%", "p95 < 1000ms"],
+    },
+    "ws-smoke": {
+        "description": "CI smoke: 10 WebSocket connections, 20 s.",
+        "protocol": "ws", "users": 10, "hold": 20,
+        "ws_message_rate": 1.0, "thresholds": ["errorRate < 5%"],
+    },
+}  # fmt: skip
+BUILTIN_SCENARIOS = {name: ScenarioConfig.model_validate(s) for name, s in _BUILTINS.items()}
+PREFERRED_ENDPOINTS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("normal", "peak", "stress", "endurance"), API_ENDPOINTS),
+    "spike": SPIKE_ENDPOINTS,
+    "api-smoke": CRITICAL_ENDPOINTS,
+}
+BUILTIN_SUITES: dict[str, list[str]] = {
+    "full": ["normal", "peak", "stress", "spike", "endurance",
+             "ws-normal", "ws-stress", "ws-spike", "db-pool"],
+    "ci": ["api-smoke", "ws-smoke"],
+}  # fmt: skip

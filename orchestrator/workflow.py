@@ -1,0 +1,268 @@
+"""The one run pipeline behind ``run``, ``suite`` and the Python API (``import`` shares its
+last steps). A single run is a suite of one.
+
+    plan (done by the command: a Job) -> resolve_tools -> new_run_dir -> open_target
+    -> log_in_once -> run_scenarios -> judge -> finish (in ``finally:``: write the report,
+    then show it) -> Outcome.code, the exit code
+
+Interruption is handled here once: while a job runs, SIGINT, SIGTERM and SIGHUP all raise a
+``KeyboardInterrupt`` (:mod:`orchestrator.interrupts`); the tool is stopped by
+:mod:`orchestrator.process`, a target we started is stopped when ``open_target`` exits,
+and the report is written whatever happened, shielded from a second signal.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from orchestrator import interrupts, sla
+from orchestrator.config import LoginConfig
+from orchestrator.engines import known_tools, require_tool
+from orchestrator.errors import ConfigError, ExitCode, ToolNotFoundError
+from orchestrator.execute import RunSettings, run_scenario
+from orchestrator.login import log_in, with_headers
+from orchestrator.models import LoadTestResult, Status, Threshold
+from orchestrator.plan import PlannedScenario, Suite
+from orchestrator.redact import remember_secret
+from orchestrator.targets import (
+    LocatedTarget,
+    TargetSpec,
+    locate_target,
+    managed_target,
+    url_port,
+)
+
+LOG = logging.getLogger(__name__)
+
+REFERENCE_PORT = 8000
+# How the outcome is shown on the console: one table per result (`run`, `import`), one
+# verdict table (`suite`), or nothing (the Python API returns the results instead).
+View = Literal["results", "verdicts", "none"]
+
+
+@dataclass
+class Job:
+    """Everything a command decided before anything starts."""
+
+    suite: Suite
+    title: str  # the report's title
+    heading: str  # the verdict table's title
+    label: str  # the run directory's name after its timestamp
+    base_url: str  # the service: its target process is found (or started) by this URL
+    target: TargetSpec
+    report_dir: Path
+    settings: RunSettings
+    view: View = "results"
+    login: LoginConfig | None = None
+    secrets: tuple[str, ...] = ()
+
+
+@dataclass
+class Outcome:
+    """What a job measured and decided; written to ``run_dir`` whatever happened."""
+
+    run_dir: Path
+    results: list[LoadTestResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    suite_checks: list[Threshold] = field(default_factory=list)
+    code: ExitCode = ExitCode.TOOL_OR_TARGET_FAILED
+    secrets: tuple[str, ...] = ()
+
+
+def say(message: str) -> None:
+    """A progress note for the person watching (stderr, so stdout stays the result)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_job(job: Job) -> Outcome:
+    """Run every scenario of the job against its target; the report is always written."""
+    runnable, skipped = resolve_tools(job.suite.scenarios)
+    outcome = Outcome(new_run_dir(job.report_dir, job.label), skipped=skipped, secrets=job.secrets)
+    with interrupts.interruptible():
+        try:
+            with open_target(job.target, job.base_url, outcome.run_dir) as (target, reason):
+                auth = log_in_once(job, outcome)
+                run_scenarios(job, runnable, target, reason, auth, outcome)
+            judge(job, outcome)
+        except KeyboardInterrupt:
+            outcome.code = ExitCode.INTERRUPTED
+            raise
+        finally:
+            with interrupts.shielded():
+                finish(job.title, job.heading, job.view, outcome)
+    return outcome
+
+
+def resolve_tools(
+    planned: Sequence[PlannedScenario],
+) -> tuple[list[PlannedScenario], dict[str, str]]:
+    """Scenarios whose tools work, and why the others are skipped.
+
+    Only a scenario marked optional (``requires``: an engine the OS provides) may be
+    skipped; a missing tool for any other scenario stops the job before it starts.
+    """
+    runnable: list[PlannedScenario] = []
+    skipped: dict[str, str] = {}
+    for item in planned:
+        try:
+            require_tool(item.tool, item.scenario)
+        except (ToolNotFoundError, ConfigError) as exc:
+            if item.requires is None:
+                raise
+            why = str(exc)
+            if item.tool not in known_tools():
+                why = f"this version of orchestrate has no {item.tool} adapter yet"
+            skipped[item.scenario.name] = (
+                f"skipped: {why} (--skip {item.scenario.name} to leave it out)"
+            )
+            continue
+        runnable.append(item)
+    return runnable, skipped
+
+
+def new_run_dir(report_dir: Path, label: str) -> Path:
+    """``<report_dir>/<UTC timestamp>-<label>``, plus a ``latest`` link to it."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = report_dir / f"{stamp}-{label}"
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = report_dir / f"{stamp}-{label}-{suffix}"
+    run_dir.mkdir(parents=True)
+    latest = report_dir / "latest"
+    try:
+        if latest.is_symlink():
+            latest.unlink()
+        if not latest.exists():
+            latest.symlink_to(run_dir.name)
+    except OSError:
+        LOG.debug("could not update %s", latest)
+    return run_dir
+
+
+def _is_listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def reference_command(port: int = REFERENCE_PORT) -> list[str]:
+    return [sys.executable, "-m", "orchestrator.reference_target", "--port", str(port)]
+
+
+@contextmanager
+def open_target(
+    spec: TargetSpec, url: str, log_dir: Path
+) -> Iterator[tuple[LocatedTarget | None, str]]:
+    """The target to sample: started by us (a command), or found by pid / container / port.
+
+    Yields (target or None, why it is not sampled). With no configuration and nothing
+    listening on the default URL, the reference target is started. A target we started is
+    stopped on every way out, an interruption included.
+    """
+    parts = urlsplit(url)
+    host, known_port = url_port(url)
+    port = known_port or 80
+    command = spec.command
+    unconfigured = command is None and spec.pid is None and spec.container is None
+    default_url = (host, port) == ("127.0.0.1", REFERENCE_PORT)
+    if unconfigured and default_url and not _is_listening(host, port):
+        say(f"nothing listens on {host}:{port}: starting the reference target there")
+        command = reference_command(port)
+    if command is not None and not _is_listening(host, port):
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        ready = spec.ready_url or parts._replace(scheme=scheme, path="/", query="").geturl()
+        started = spec.model_copy(update={"command": command, "ready_url": ready})
+        with managed_target(started, log_dir) as managed:
+            yield managed.located, ""
+        return
+    located, reason = locate_target(spec, url)
+    yield located, reason
+
+
+def log_in_once(job: Job, outcome: Outcome) -> dict[str, str]:
+    """The headers that authenticate every request (none without a ``login`` config)."""
+    if job.login is None:
+        return {}
+    token = log_in(job.login, job.base_url)
+    remember_secret(token)
+    outcome.secrets = (*outcome.secrets, token)
+    return job.login.auth_headers(token)
+
+
+def run_scenarios(
+    job: Job,
+    runnable: Sequence[PlannedScenario],
+    target: LocatedTarget | None,
+    reason: str,
+    auth: dict[str, str],
+    outcome: Outcome,
+) -> None:
+    """Each scenario in turn (stopping after an interrupted one); results into ``outcome``."""
+    scaled = f" at --scale {job.suite.scale:g}" if job.suite.scale != 1 else ""
+    service = url_port(job.base_url)
+    for index, planned in enumerate(runnable, start=1):
+        scenario = with_headers(planned.scenario, auth) if auth else planned.scenario
+        if job.view == "verdicts":
+            say(
+                f"[{index}/{len(runnable)}] {scenario.name} with {planned.tool} "
+                f"({scenario.shape.total_duration:.0f} s{scaled}): {planned.description}"
+            )
+        sampled, why = target, reason
+        if url_port(scenario.base_url) != service:
+            # Another server (a database scenario's): sample the one at its address.
+            sampled, why = locate_target(None, scenario.base_url)
+        result = run_scenario(
+            scenario,
+            planned.tool,
+            outcome.run_dir / scenario.name,
+            sampled,
+            job.settings,
+            unsampled_reason=why,
+            thresholds=planned.thresholds,
+        )
+        outcome.results.append(result)
+        if result.status is Status.INTERRUPTED:
+            break
+
+
+def judge(job: Job, outcome: Outcome) -> None:
+    """The suite-wide SLA and the exit code (each result was judged as it was measured)."""
+    outcome.suite_checks = sla.evaluate_suite(outcome.results, job.suite.suite_thresholds)
+    outcome.code = sla.suite_exit_code(outcome.results, outcome.skipped, outcome.suite_checks)
+
+
+def finish(title: str, heading: str, view: View, outcome: Outcome) -> None:
+    """Write the report directory, then show the outcome (see :data:`View`)."""
+    # Imported when the load is over: rich and jinja2 cost start-up time, not load.
+    from reports.console import print_result, print_verdicts
+    from reports.writer import write_report
+
+    write_report(
+        outcome.run_dir,
+        title,
+        outcome.results,
+        skipped=outcome.skipped,
+        suite_checks=outcome.suite_checks,
+        exit_code=int(outcome.code),
+        secrets=outcome.secrets,
+    )
+    if view == "verdicts":
+        print_verdicts(outcome.results, outcome.skipped, outcome.suite_checks, heading)
+    elif view == "results":
+        for result in outcome.results:
+            print_result(result)
+    # A run that measured nothing says only why (one line, from the CLI).
+    if view == "verdicts" or (view == "results" and outcome.results):
+        say(f"report: {outcome.run_dir}")
