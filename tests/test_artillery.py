@@ -312,6 +312,7 @@ def test_real_ws_run_50_connections(
     assert ws.connections_attempted == ws.connections_open == 50
     assert ws.connections_failed == 0
     assert ws.messages_sent is not None and ws.messages_sent >= 50 * 9
+    assert result.successful_requests is not None
     assert ws.messages_received is not None and ws.messages_received >= result.successful_requests
     assert result.successful_requests >= 50 * 6  # two round trips per pass, >= 3 passes
     rt = result.response_time

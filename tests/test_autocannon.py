@@ -147,6 +147,7 @@ def test_health_run_reads_percentiles_from_histogram(
     assert result.throughput is not None and result.throughput > 0
     assert result.histogram is not None
     recorded = hist.decode(result.histogram).get_total_count()
+    assert result.successful_requests is not None and result.failed_requests is not None
     assert recorded == result.successful_requests + result.failed_requests == result.total_requests
     assert sum(result.status_codes.values()) == recorded
     assert result.concurrency == 4
@@ -161,7 +162,7 @@ def test_error_route_is_all_non_2xx(
     node_tools: Path, reference_target: Any, tmp_path: Path
 ) -> None:
     result = run_scenario(make_scenario(reference_target.url, "/api/error"), tmp_path)
-    assert result.total_requests > 0
+    assert result.total_requests is not None and result.total_requests > 0
     assert result.error_rate == pytest.approx(100.0)
     assert result.errors == {"non_2xx": result.total_requests}
     assert result.status_codes == {"500": result.total_requests}
@@ -176,7 +177,7 @@ def test_injected_error_rate_is_measured(
 ) -> None:
     target = target_factory("--error-rate", "0.2")
     result = run_scenario(make_scenario(target.url, "/api/textbooks/hierarchy"), tmp_path)
-    assert result.total_requests >= 50
+    assert result.total_requests is not None and result.total_requests >= 50
     assert result.error_rate == pytest.approx(20.0, abs=3.0)
     assert result.errors.get("non_2xx") == result.failed_requests
     assert result.status is Status.COMPLETED
@@ -278,6 +279,7 @@ def test_rate_cap_is_honoured(node_tools: Path, reference_target: Any, tmp_path:
     result = run_scenario(scenario, tmp_path)
     # autocannon releases each connection's share in a burst at every second's start, so
     # a burst can land just before the end: at most one second's worth above the cap.
+    assert result.total_requests is not None
     assert 20 * 3 * 0.8 <= result.total_requests <= 20 * 4
     assert "capped at 20 req/s" in result.latency_measures
 
@@ -302,7 +304,7 @@ def test_sigint_leaves_interrupted_output_with_data(
     assert raw["interrupted"] is True
     result = parser.parse_output(scenario, invocation.output_path)
     assert result.status is Status.INTERRUPTED
-    assert result.total_requests > 0
+    assert result.total_requests is not None and result.total_requests > 0
     assert result.response_time.p50 is not None
     assert result.duration < 5
 

@@ -280,7 +280,8 @@ def test_parse_successful_run_fixture() -> None:
 def test_parse_failed_run_fixtures(fixture: str, kind: str) -> None:
     result = parser.import_raw(FIXTURES / f"{fixture}.json.gz")
     assert result.status is Status.TARGET_FAILED
-    assert result.total_requests > 0 and result.successful_requests == 0
+    assert result.total_requests is not None and result.total_requests > 0
+    assert result.successful_requests == 0
     assert result.errors == {kind: result.total_requests}
     assert result.error_rate == 100.0
     if kind == "non_2xx":
@@ -351,7 +352,8 @@ def test_cut_gzip_is_a_parse_error_or_a_partial_result(tmp_path: Path) -> None:
         parser.import_raw(cut)
     tally = k6_stream.read_raw(cut, partial_ok=True)
     assert tally.truncated and "ends early" in tally.truncated
-    assert 0 < tally.total < parser.import_raw(FIXTURES / "http_ok.json.gz").total_requests
+    full = parser.import_raw(FIXTURES / "http_ok.json.gz").total_requests
+    assert full is not None and 0 < tally.total < full
 
 
 def test_malformed_lines_are_named(tmp_path: Path) -> None:
@@ -448,7 +450,7 @@ def test_open_model_beyond_capacity_reports_load_not_delivered(
     scenario = http_scenario(reference_target.url, "/api/slow?ms=300", shape=shape)
     result = run_scenario(scenario, tmp_path, max_vus=2)
     assert result.load_not_delivered is not None and result.load_not_delivered > 20
-    assert result.total_requests < 30
+    assert result.total_requests is not None and result.total_requests < 30
     assert result.failed_requests == 0
 
 
@@ -470,7 +472,7 @@ def test_closed_port_is_connection_refused(closed_port: int, tmp_path: Path) -> 
     )
     result = run_scenario(scenario, tmp_path)
     assert result.status is Status.TARGET_FAILED
-    assert result.total_requests > 0
+    assert result.total_requests is not None and result.total_requests > 0
     assert result.errors == {"connection_refused": result.total_requests}
     assert result.response_time.p50 is None and "responseTime" in result.missing
 
@@ -553,6 +555,7 @@ def test_websocket_reply_timeouts_are_counted(target_factory: Any, tmp_path: Pat
     )
     result = run_scenario(scenario, tmp_path)
     assert result.status is Status.TARGET_FAILED
+    assert result.total_requests is not None
     assert result.errors.get("timeout", 0) == result.total_requests > 0
     assert result.websocket is not None and result.websocket.connections_failed == 0
 
