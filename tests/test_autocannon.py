@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_helpers import http_scenario, run_engine
 
 from orchestrator import histogram as hist
 from orchestrator import tools
@@ -19,7 +20,6 @@ from orchestrator.engines import autocannon
 from orchestrator.engines.autocannon import output as parser
 from orchestrator.errors import ConfigError, ParseError
 from orchestrator.models import LoadTestResult, Status
-from orchestrator.process import run_tool
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "autocannon"
@@ -27,25 +27,13 @@ SECRET = "Bearer s3cr3t-token-value"
 
 
 def make_scenario(url: str, *paths: str, shape: LoadShape | None = None, **kw: Any) -> Scenario:
-    return Scenario(
-        name="ac-test",
-        base_url=url,
-        endpoints=[Endpoint(path=p) for p in (paths or ("/health",))],
-        shape=shape or LoadShape.constant(4, 2.0),
-        **kw,
+    return http_scenario(
+        url, *paths, shape=shape or LoadShape.constant(4, 2.0), name="ac-test", **kw
     )
 
 
 def run_scenario(scenario: Scenario, workdir: Path) -> LoadTestResult:
-    invocation = autocannon.prepare(scenario, workdir)
-    run = run_tool(
-        invocation.argv,
-        timeout=invocation.timeout,
-        log_path=workdir / "autocannon.log",
-        env={**os.environ, **invocation.env},
-        sink=None,
-    )
-    return autocannon.parse(scenario, invocation, run)
+    return run_engine("autocannon", scenario, workdir).result
 
 
 # ---- plan (no load) ----
@@ -314,19 +302,12 @@ def test_time_limit_stops_the_runner_and_keeps_its_data(
     node_tools: Path, reference_target: Any, tmp_path: Path
 ) -> None:
     scenario = make_scenario(reference_target.url, shape=LoadShape.constant(2, 20.0))
-    invocation = autocannon.prepare(scenario, tmp_path)
-    run = run_tool(
-        invocation.argv,
-        timeout=1.5,
-        log_path=tmp_path / "autocannon.log",
-        env={**os.environ, **invocation.env},
-        sink=None,
-    )
-    assert run.timed_out
-    result = autocannon.parse(scenario, invocation, run)
+    engine_run = run_engine("autocannon", scenario, tmp_path, timeout=1.5)
+    assert engine_run.run.timed_out
+    result = engine_run.result
     assert result.status is Status.TOOL_FAILED
     assert result.status_detail is not None and "time limit" in result.status_detail
-    assert result.successful_requests > 0
+    assert result.successful_requests is not None and result.successful_requests > 0
 
 
 @pytest.mark.load

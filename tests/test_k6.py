@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import engine_helpers
 import pytest
 
 from orchestrator import histogram as hist
@@ -21,7 +22,6 @@ from orchestrator.engines.k6 import output as parser
 from orchestrator.engines.k6 import stream as k6_stream
 from orchestrator.errors import ConfigError, ParseError
 from orchestrator.models import LoadTestResult, Status
-from orchestrator.process import run_tool
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage, WsFlow, WsMessage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "k6"
@@ -45,13 +45,7 @@ SPIKE = LoadShape(
 
 
 def http_scenario(url: str = URL, *paths: str, shape: LoadShape = CONSTANT, **kw: Any) -> Scenario:
-    return Scenario(
-        name="k6-test",
-        base_url=url,
-        endpoints=[Endpoint(path=p) for p in (paths or ("/health",))],
-        shape=shape,
-        **kw,
-    )
+    return engine_helpers.http_scenario(url, *paths, shape=shape, name="k6-test", **kw)
 
 
 def open_shape(shape: LoadShape) -> LoadShape:
@@ -77,16 +71,9 @@ def ws_scenario(url: str, shape: LoadShape, loops: int = 3) -> Scenario:
     )
 
 
-def run_scenario(scenario: Scenario, workdir: Path, **prepare_kw: Any) -> LoadTestResult:
-    invocation = k6.prepare(scenario, workdir, **prepare_kw)
-    run = run_tool(
-        invocation.argv,
-        timeout=invocation.timeout,
-        log_path=workdir / "k6-console.log",
-        env={**os.environ, **invocation.env},
-        sink=None,
-    )
-    return k6.parse(scenario, invocation, run)
+def run_scenario(scenario: Scenario, workdir: Path, max_vus: int | None = None) -> LoadTestResult:
+    invocation = k6.prepare(scenario, workdir, max_vus=max_vus)
+    return engine_helpers.run_prepared("k6", scenario, invocation).result
 
 
 def assert_ordered(result: LoadTestResult) -> None:
@@ -514,8 +501,6 @@ def test_two_k6_processes_run_side_by_side(reference_target: Any, tmp_path: Path
 def test_k6_and_autocannon_agree_on_health(
     reference_target: Any, node_tools: Path, tmp_path: Path
 ) -> None:
-    from orchestrator.engines import autocannon
-
     # One connection, one request at a time: p50 is then the service time plus each tool's
     # own per-request cost, with no queueing. Measured here: ratio 1.21-1.26. With more
     # connections, the tools' own CPU use on the same 2 cores sets the latency (4
@@ -528,15 +513,9 @@ def test_k6_and_autocannon_agree_on_health(
     ac_p50s: list[float] = []
     for round_no in range(3):
         k6_result = run_scenario(scenario, tmp_path / f"k6-{round_no}")
-        invocation = autocannon.prepare(scenario, tmp_path / f"ac-{round_no}")
-        run = run_tool(
-            invocation.argv,
-            timeout=invocation.timeout,
-            log_path=tmp_path / f"ac-{round_no}" / "autocannon.log",
-            env={**os.environ, **invocation.env},
-            sink=None,
-        )
-        ac_result = autocannon.parse(scenario, invocation, run)
+        ac_result = engine_helpers.run_engine(
+            "autocannon", scenario, tmp_path / f"ac-{round_no}"
+        ).result
         assert k6_result.failed_requests == 0 and ac_result.failed_requests == 0
         assert k6_result.response_time.p50 and ac_result.response_time.p50
         k6_p50s.append(k6_result.response_time.p50)
