@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,17 +85,13 @@ def reference_target() -> Iterator[RunningTarget]:
 @pytest.fixture
 def target_factory() -> Iterator[Callable[..., RunningTarget]]:
     """Start a reference target with switches (latency, errors, ...) for one test."""
-    stack: list[Iterator[RunningTarget]] = []
+    # Stopped in reverse order of starting, after the test.
+    with ExitStack() as stack:
 
-    def start(*flags: str) -> RunningTarget:
-        cm = start_reference_target(*flags)
-        target = cm.__enter__()
-        stack.append(cm)  # type: ignore[arg-type]
-        return target
+        def start(*flags: str) -> RunningTarget:
+            return stack.enter_context(start_reference_target(*flags))
 
-    yield start
-    for cm in reversed(stack):
-        cm.__exit__(None, None, None)  # type: ignore[attr-defined]
+        yield start
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 import yaml
+from engine_helpers import run_engine, run_prepared
 
 from orchestrator import histogram as hist
 from orchestrator.engines import artillery
 from orchestrator.engines.artillery import output as parser
 from orchestrator.errors import ParseError
 from orchestrator.models import LoadTestResult, Status
-from orchestrator.process import ToolRun, run_tool
+from orchestrator.process import ToolRun
 from orchestrator.scenarios import LoadShape, Scenario, WsFlow, WsMessage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "artillery"
@@ -45,19 +46,8 @@ def ws_scenario(base_url: str, stages: list[dict[str, float]], model: str = "clo
 
 
 def run_artillery(scenario: Scenario, workdir: Path) -> tuple[LoadTestResult, ToolRun]:
-    invocation = artillery.prepare(scenario, workdir)
-    try:
-        run = run_tool(
-            invocation.argv,
-            timeout=invocation.timeout,
-            log_path=workdir / "artillery.log",
-            env={**os.environ, **invocation.env},
-            sink=None,
-        )
-    finally:
-        if invocation.private_dir is not None:
-            shutil.rmtree(invocation.private_dir, ignore_errors=True)
-    return artillery.parse(scenario, invocation, run), run
+    engine_run = run_engine("artillery", scenario, workdir)
+    return engine_run.result, engine_run.run
 
 
 # ---- generated scripts (golden) ----------------------------------------------------------
@@ -312,6 +302,7 @@ def test_real_ws_run_50_connections(
     assert ws.connections_attempted == ws.connections_open == 50
     assert ws.connections_failed == 0
     assert ws.messages_sent is not None and ws.messages_sent >= 50 * 9
+    assert result.successful_requests is not None
     assert ws.messages_received is not None and ws.messages_received >= result.successful_requests
     assert result.successful_requests >= 50 * 6  # two round trips per pass, >= 3 passes
     rt = result.response_time
@@ -373,8 +364,6 @@ def test_interrupted_ws_run_keeps_what_was_measured(
     import signal
     import threading
 
-    from orchestrator import process
-
     scenario = Scenario(
         name="ws-interrupted",
         protocol="ws",
@@ -387,18 +376,11 @@ def test_interrupted_ws_run_keeps_what_was_measured(
     timer = threading.Timer(6.0, lambda: os.killpg(started[0], signal.SIGINT))
     timer.start()
     try:
-        run = process.run_tool(
-            invocation.argv,
-            timeout=invocation.timeout,
-            log_path=tmp_path / "tool.log",
-            env={**os.environ, **invocation.env},
-            sink=None,
-            on_start=started.append,
-        )
+        engine_run = run_prepared("artillery", scenario, invocation, on_start=started.append)
     finally:
         timer.cancel()
-    assert run.elapsed < 25
-    result = artillery.parse(scenario, invocation, run)
+    assert engine_run.run.elapsed < 25
+    result = engine_run.result
     assert result.websocket is not None
     assert result.websocket.connections_open == 5
     assert result.total_requests and result.total_requests > 10

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_helpers import http_scenario, run_engine
 
 from orchestrator import histogram as hist
 from orchestrator import tools
@@ -19,7 +20,6 @@ from orchestrator.engines import autocannon
 from orchestrator.engines.autocannon import output as parser
 from orchestrator.errors import ConfigError, ParseError
 from orchestrator.models import LoadTestResult, Status
-from orchestrator.process import run_tool
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "autocannon"
@@ -27,25 +27,13 @@ SECRET = "Bearer s3cr3t-token-value"
 
 
 def make_scenario(url: str, *paths: str, shape: LoadShape | None = None, **kw: Any) -> Scenario:
-    return Scenario(
-        name="ac-test",
-        base_url=url,
-        endpoints=[Endpoint(path=p) for p in (paths or ("/health",))],
-        shape=shape or LoadShape.constant(4, 2.0),
-        **kw,
+    return http_scenario(
+        url, *paths, shape=shape or LoadShape.constant(4, 2.0), name="ac-test", **kw
     )
 
 
 def run_scenario(scenario: Scenario, workdir: Path) -> LoadTestResult:
-    invocation = autocannon.prepare(scenario, workdir)
-    run = run_tool(
-        invocation.argv,
-        timeout=invocation.timeout,
-        log_path=workdir / "autocannon.log",
-        env={**os.environ, **invocation.env},
-        sink=None,
-    )
-    return autocannon.parse(scenario, invocation, run)
+    return run_engine("autocannon", scenario, workdir).result
 
 
 # ---- plan (no load) ----
@@ -147,6 +135,7 @@ def test_health_run_reads_percentiles_from_histogram(
     assert result.throughput is not None and result.throughput > 0
     assert result.histogram is not None
     recorded = hist.decode(result.histogram).get_total_count()
+    assert result.successful_requests is not None and result.failed_requests is not None
     assert recorded == result.successful_requests + result.failed_requests == result.total_requests
     assert sum(result.status_codes.values()) == recorded
     assert result.concurrency == 4
@@ -161,7 +150,7 @@ def test_error_route_is_all_non_2xx(
     node_tools: Path, reference_target: Any, tmp_path: Path
 ) -> None:
     result = run_scenario(make_scenario(reference_target.url, "/api/error"), tmp_path)
-    assert result.total_requests > 0
+    assert result.total_requests is not None and result.total_requests > 0
     assert result.error_rate == pytest.approx(100.0)
     assert result.errors == {"non_2xx": result.total_requests}
     assert result.status_codes == {"500": result.total_requests}
@@ -176,7 +165,7 @@ def test_injected_error_rate_is_measured(
 ) -> None:
     target = target_factory("--error-rate", "0.2")
     result = run_scenario(make_scenario(target.url, "/api/textbooks/hierarchy"), tmp_path)
-    assert result.total_requests >= 50
+    assert result.total_requests is not None and result.total_requests >= 50
     assert result.error_rate == pytest.approx(20.0, abs=3.0)
     assert result.errors.get("non_2xx") == result.failed_requests
     assert result.status is Status.COMPLETED
@@ -278,6 +267,7 @@ def test_rate_cap_is_honoured(node_tools: Path, reference_target: Any, tmp_path:
     result = run_scenario(scenario, tmp_path)
     # autocannon releases each connection's share in a burst at every second's start, so
     # a burst can land just before the end: at most one second's worth above the cap.
+    assert result.total_requests is not None
     assert 20 * 3 * 0.8 <= result.total_requests <= 20 * 4
     assert "capped at 20 req/s" in result.latency_measures
 
@@ -302,7 +292,7 @@ def test_sigint_leaves_interrupted_output_with_data(
     assert raw["interrupted"] is True
     result = parser.parse_output(scenario, invocation.output_path)
     assert result.status is Status.INTERRUPTED
-    assert result.total_requests > 0
+    assert result.total_requests is not None and result.total_requests > 0
     assert result.response_time.p50 is not None
     assert result.duration < 5
 
@@ -312,19 +302,12 @@ def test_time_limit_stops_the_runner_and_keeps_its_data(
     node_tools: Path, reference_target: Any, tmp_path: Path
 ) -> None:
     scenario = make_scenario(reference_target.url, shape=LoadShape.constant(2, 20.0))
-    invocation = autocannon.prepare(scenario, tmp_path)
-    run = run_tool(
-        invocation.argv,
-        timeout=1.5,
-        log_path=tmp_path / "autocannon.log",
-        env={**os.environ, **invocation.env},
-        sink=None,
-    )
-    assert run.timed_out
-    result = autocannon.parse(scenario, invocation, run)
+    engine_run = run_engine("autocannon", scenario, tmp_path, timeout=1.5)
+    assert engine_run.run.timed_out
+    result = engine_run.result
     assert result.status is Status.TOOL_FAILED
     assert result.status_detail is not None and "time limit" in result.status_detail
-    assert result.successful_requests > 0
+    assert result.successful_requests is not None and result.successful_requests > 0
 
 
 @pytest.mark.load

@@ -20,9 +20,9 @@ from orchestrator.engines.artillery import output as artillery
 from orchestrator.engines.autocannon import output as autocannon
 from orchestrator.engines.k6 import output as k6
 from orchestrator.engines.pgbench import output as pgbench
+from orchestrator.execute import RunSettings, run_scenario
 from orchestrator.models import LoadTestResult, ResponseTime, Status, WebSocketStats
 from orchestrator.process import ToolRun
-from orchestrator.execute import RunSettings, run_scenario
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario
 from parsers import build
 

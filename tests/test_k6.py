@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import engine_helpers
 import pytest
 
 from orchestrator import histogram as hist
@@ -21,7 +22,6 @@ from orchestrator.engines.k6 import output as parser
 from orchestrator.engines.k6 import stream as k6_stream
 from orchestrator.errors import ConfigError, ParseError
 from orchestrator.models import LoadTestResult, Status
-from orchestrator.process import run_tool
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage, WsFlow, WsMessage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "k6"
@@ -45,13 +45,7 @@ SPIKE = LoadShape(
 
 
 def http_scenario(url: str = URL, *paths: str, shape: LoadShape = CONSTANT, **kw: Any) -> Scenario:
-    return Scenario(
-        name="k6-test",
-        base_url=url,
-        endpoints=[Endpoint(path=p) for p in (paths or ("/health",))],
-        shape=shape,
-        **kw,
-    )
+    return engine_helpers.http_scenario(url, *paths, shape=shape, name="k6-test", **kw)
 
 
 def open_shape(shape: LoadShape) -> LoadShape:
@@ -77,16 +71,9 @@ def ws_scenario(url: str, shape: LoadShape, loops: int = 3) -> Scenario:
     )
 
 
-def run_scenario(scenario: Scenario, workdir: Path, **prepare_kw: Any) -> LoadTestResult:
-    invocation = k6.prepare(scenario, workdir, **prepare_kw)
-    run = run_tool(
-        invocation.argv,
-        timeout=invocation.timeout,
-        log_path=workdir / "k6-console.log",
-        env={**os.environ, **invocation.env},
-        sink=None,
-    )
-    return k6.parse(scenario, invocation, run)
+def run_scenario(scenario: Scenario, workdir: Path, max_vus: int | None = None) -> LoadTestResult:
+    invocation = k6.prepare(scenario, workdir, max_vus=max_vus)
+    return engine_helpers.run_prepared("k6", scenario, invocation).result
 
 
 def assert_ordered(result: LoadTestResult) -> None:
@@ -280,7 +267,8 @@ def test_parse_successful_run_fixture() -> None:
 def test_parse_failed_run_fixtures(fixture: str, kind: str) -> None:
     result = parser.import_raw(FIXTURES / f"{fixture}.json.gz")
     assert result.status is Status.TARGET_FAILED
-    assert result.total_requests > 0 and result.successful_requests == 0
+    assert result.total_requests is not None and result.total_requests > 0
+    assert result.successful_requests == 0
     assert result.errors == {kind: result.total_requests}
     assert result.error_rate == 100.0
     if kind == "non_2xx":
@@ -351,7 +339,8 @@ def test_cut_gzip_is_a_parse_error_or_a_partial_result(tmp_path: Path) -> None:
         parser.import_raw(cut)
     tally = k6_stream.read_raw(cut, partial_ok=True)
     assert tally.truncated and "ends early" in tally.truncated
-    assert 0 < tally.total < parser.import_raw(FIXTURES / "http_ok.json.gz").total_requests
+    full = parser.import_raw(FIXTURES / "http_ok.json.gz").total_requests
+    assert full is not None and 0 < tally.total < full
 
 
 def test_malformed_lines_are_named(tmp_path: Path) -> None:
@@ -461,7 +450,7 @@ def test_open_model_beyond_capacity_reports_load_not_delivered(
     scenario = http_scenario(reference_target.url, "/api/slow?ms=300", shape=shape)
     result = run_scenario(scenario, tmp_path, max_vus=2)
     assert result.load_not_delivered is not None and result.load_not_delivered > 20
-    assert result.total_requests < 30
+    assert result.total_requests is not None and result.total_requests < 30
     assert result.failed_requests == 0
 
 
@@ -483,7 +472,7 @@ def test_closed_port_is_connection_refused(closed_port: int, tmp_path: Path) -> 
     )
     result = run_scenario(scenario, tmp_path)
     assert result.status is Status.TARGET_FAILED
-    assert result.total_requests > 0
+    assert result.total_requests is not None and result.total_requests > 0
     assert result.errors == {"connection_refused": result.total_requests}
     assert result.response_time.p50 is None and "responseTime" in result.missing
 
@@ -502,6 +491,7 @@ def test_websocket_run(reference_target: Any, tmp_path: Path) -> None:
     # Sessions end between passes: 3 messages per pass, 2 of them wait for a reply (the
     # third's reply arrives too).
     assert ws.messages_sent is not None and ws.messages_sent > 9 * ws.connections_open
+    assert result.total_requests is not None
     assert ws.messages_sent * 2 == result.total_requests * 3
     assert ws.messages_received is not None and ws.messages_received >= result.total_requests
     assert ws.session_length is not None and ws.session_length.p50
@@ -527,8 +517,6 @@ def test_two_k6_processes_run_side_by_side(reference_target: Any, tmp_path: Path
 def test_k6_and_autocannon_agree_on_health(
     reference_target: Any, node_tools: Path, tmp_path: Path
 ) -> None:
-    from orchestrator.engines import autocannon
-
     # One connection, one request at a time: p50 is then the service time plus each tool's
     # own per-request cost, with no queueing. Measured here: ratio 1.21-1.26. With more
     # connections, the tools' own CPU use on the same 2 cores sets the latency (4
@@ -541,15 +529,9 @@ def test_k6_and_autocannon_agree_on_health(
     ac_p50s: list[float] = []
     for round_no in range(3):
         k6_result = run_scenario(scenario, tmp_path / f"k6-{round_no}")
-        invocation = autocannon.prepare(scenario, tmp_path / f"ac-{round_no}")
-        run = run_tool(
-            invocation.argv,
-            timeout=invocation.timeout,
-            log_path=tmp_path / f"ac-{round_no}" / "autocannon.log",
-            env={**os.environ, **invocation.env},
-            sink=None,
-        )
-        ac_result = autocannon.parse(scenario, invocation, run)
+        ac_result = engine_helpers.run_engine(
+            "autocannon", scenario, tmp_path / f"ac-{round_no}"
+        ).result
         assert k6_result.failed_requests == 0 and ac_result.failed_requests == 0
         assert k6_result.response_time.p50 and ac_result.response_time.p50
         k6_p50s.append(k6_result.response_time.p50)
@@ -568,6 +550,7 @@ def test_websocket_reply_timeouts_are_counted(target_factory: Any, tmp_path: Pat
     )
     result = run_scenario(scenario, tmp_path)
     assert result.status is Status.TARGET_FAILED
+    assert result.total_requests is not None
     assert result.errors.get("timeout", 0) == result.total_requests > 0
     assert result.websocket is not None and result.websocket.connections_failed == 0
 

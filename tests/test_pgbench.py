@@ -12,14 +12,15 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from engine_helpers import run_engine
 from pg_server import MAX_CONNECTIONS, PASSWORD, PgServer, find_bindir, start_postgres
 
 from orchestrator import histogram as hist
 from orchestrator.engines import pgbench
+from orchestrator.engines.base import Invocation
 from orchestrator.engines.pgbench import output as parser
 from orchestrator.errors import ConfigError, ParseError
 from orchestrator.models import LoadTestResult, Status
-from orchestrator.process import run_tool
 from orchestrator.scenarios import LoadShape, Scenario, Stage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pgbench"
@@ -62,17 +63,9 @@ def make_scenario(url: str, shape: LoadShape | None = None, **kw: Any) -> Scenar
 
 def run_scenario(
     scenario: Scenario, workdir: Path, timeout: float | None = None
-) -> tuple[LoadTestResult, pgbench.Invocation]:
-    invocation = pgbench.prepare(scenario, workdir)
-    run = run_tool(
-        invocation.argv,
-        timeout=timeout or invocation.timeout,
-        log_path=workdir / "tool.log",
-        env={**os.environ, **invocation.env},
-        cwd=workdir,
-        sink=None,
-    )
-    return pgbench.parse(scenario, invocation, run), invocation
+) -> tuple[LoadTestResult, Invocation]:
+    engine_run = run_engine("pgbench", scenario, workdir, timeout=timeout)
+    return engine_run.result, engine_run.invocation
 
 
 # ---- plan (no load) ----

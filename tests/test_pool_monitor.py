@@ -180,8 +180,9 @@ def test_each_query_type_runs_with_exact_latencies(
     assert result.errors == {} and result.failed_requests == 0
     rt = result.response_time
     assert rt.source == "histogram"
-    assert rt.p50 is not None and rt.p99 is not None and 0 < rt.p50 <= rt.p95 <= rt.p99
-    assert result.successful_requests > 50
+    assert rt.p50 is not None and rt.p95 is not None and rt.p99 is not None
+    assert 0 < rt.p50 <= rt.p95 <= rt.p99
+    assert result.successful_requests is not None and result.successful_requests > 50
     summary = parser.read_summary(tmp_path / "run" / "pgbench_s1.out")
     assert summary["processed"] == result.successful_requests
     assert summary["scale"] == SCALE

@@ -9,20 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_helpers import http_scenario
 
 from orchestrator.execute import RESULT_FILE, RunSettings, run_scenario
 from orchestrator.models import LoadTestResult, Status
-from orchestrator.scenarios import Endpoint, LoadShape, Scenario
+from orchestrator.scenarios import LoadShape, Scenario
 from orchestrator.targets import LocatedTarget
 
 
 def health_scenario(url: str, seconds: float) -> Scenario:
-    return Scenario(
-        name="dies",
-        base_url=url,
-        endpoints=[Endpoint(path="/health")],
-        shape=LoadShape.constant(4, seconds),
-    )
+    return http_scenario(url, shape=LoadShape.constant(4, seconds), name="dies")
 
 
 @pytest.mark.load

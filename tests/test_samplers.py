@@ -192,8 +192,8 @@ def test_one_noisy_sample_does_not_saturate() -> None:
     # Two of three consecutive samples at the limit: sustained.
     assert is_saturated([20, 95, 20, 95, 96], interval=1.0, capacity=100)
     # At 10 Hz the window is ten samples (one second).
-    assert not is_saturated([100] * 4 + [0] * 6, interval=0.1, capacity=100)
-    assert is_saturated([0] * 3 + [100] * 6 + [0] * 3, interval=0.1, capacity=100)
+    assert not is_saturated([100.0] * 4 + [0.0] * 6, interval=0.1, capacity=100)
+    assert is_saturated([0.0] * 3 + [100.0] * 6 + [0.0] * 3, interval=0.1, capacity=100)
     assert is_saturated([99], interval=1.0, capacity=100)  # all we have decides
     assert not is_saturated([], interval=1.0, capacity=100)
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from orchestrator.engines import k6
-from orchestrator.models import LoadTestResult, Status, WebSocketStats
 from orchestrator.execute import RunSettings, run_scenario
+from orchestrator.models import LoadTestResult, Status, WebSocketStats
 from orchestrator.scenarios import LoadShape, Scenario, Stage, WsFlow, WsMessage
 
 URL = "http://127.0.0.1:8123"
