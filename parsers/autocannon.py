@@ -182,6 +182,7 @@ def parse_runner_output(
                 failed_requests=step.counts.non2xx + step.counts.errors,
                 throughput=per_second(step.counts.responses, step.duration),
                 response_time=_summarize(step_hist, resolution),
+                histogram=hist.encode(step_hist) if step_hist.get_total_count() else None,
             )
         )
     total = sum(s.counts.requests for s in output.steps)
