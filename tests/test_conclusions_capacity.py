@@ -164,3 +164,24 @@ def test_an_empty_suite_says_why_for_every_limit() -> None:
     for limit in (limits.max_concurrent_users, limits.max_throughput):
         assert limit.value is None and limit.reason
     assert report.memory_leak is None and report.timestamp is None
+
+
+def test_database_memory_is_not_judged_for_leaks() -> None:
+    growing = memory_series(120.0, 1.0, slope_bytes_per_s=0.5 * MB, noise_bytes=0.0, seed=4)
+    pgbench = result(
+        "db-pool", [step(0, 50, 0.0, 120.0, 500.0, 20.0)], resource=growing, protocol="postgres"
+    )
+    report = build_capacity_report([pgbench])
+    analysis = report.scenarios[0]
+    assert analysis.leak is None and report.memory_leak is None
+    assert any("not judged for leaks" in n for n in analysis.notes)
+    assert report.capacity_limits.max_database_connections.value == 50
+
+
+def test_no_constant_hold_long_enough_is_one_recommendation() -> None:
+    shape = ladder_shape([2, 4, 8], hold=3.0, climb=1.0)
+    short = stepped_result("stress", shape, 8, 20.0, resource=_cpu_busy(12.0, 20.0))
+    report = build_capacity_report([short], {"stress": scenario("stress", shape)})
+    leak = report.scenarios[0].leak
+    assert leak is not None and leak.verdict == "too short to judge"
+    assert sum("long enough to judge a leak" in r for r in report.recommendations) == 1

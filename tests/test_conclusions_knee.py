@@ -145,3 +145,30 @@ def test_a_service_still_scaling_has_no_knee() -> None:
     knee = find_knee(analyse_holds(stepped_result("s", shape, 8, 20.0), shape).holds)
     assert not knee.found
     assert "kept rising" in knee.evidence
+
+
+def test_added_users_turned_away_past_the_error_limit_mark_the_knee() -> None:
+    # 8 -> 12 users adds 13% of linear goodput (more than the 10% rule asks), but 97% of the
+    # requests at 12 failed: the added users were turned away. Seen on the reference target.
+    steps = [
+        step(0, 4, 0.0, 2.0, 160.0, 25.0),
+        step(1, 8, 2.3, 2.0, 320.0, 25.0),
+        step(2, 12, 4.6, 2.0, 341.0, 20.0, failed=20000),
+        step(3, 16, 6.9, 2.0, 240.0, 3.0, failed=24000),
+    ]
+    holds = analyse_holds(result("reject", steps), None).holds
+    knee = find_knee(holds, error_limit=5.0)
+    assert knee.found and knee.concurrency == 8
+    # Without an error limit to pass, the same numbers still scale from 8 to 12.
+    assert find_knee(holds, error_limit=100.0).concurrency == 12
+    # Some failures at 8 already (a slot freed only after its response went out) do not
+    # hide the jump at 12.
+    failing_at_8 = [
+        s.model_copy(update={"failed_requests": 300, "total_requests": s.total_requests + 300})
+        if s.concurrency == 8
+        else s
+        for s in steps
+    ]
+    holds = analyse_holds(result("reject", failing_at_8), None).holds
+    assert holds[1].error_rate is not None and holds[1].error_rate > 5.0
+    assert find_knee(holds, error_limit=5.0).concurrency == 8

@@ -33,6 +33,10 @@ def unit_of(result: LoadTestResult) -> str:
     return "users" if result.workload_model == "closed" else "arrivals/s"
 
 
+def _cores(count: int) -> str:
+    return "one core" if count == 1 else f"{count} cores"
+
+
 def _count(value: float) -> str:
     return f"{value:,.0f}"
 
@@ -110,10 +114,10 @@ def cpu_bottleneck(
         scenario=result.scenario,
         evidence=[
             f"target CPU mean {mean:.0f}% over {where} ({len(samples)} samples; "
-            f"100% = one core): about {busy} core(s) fully busy"
+            f"100% = one core): about {_cores(busy)} fully busy"
         ],
         recommendation=(
-            f"{result.scenario}: the target is CPU-bound at about {busy} core(s): profile the "
+            f"{result.scenario}: the target is CPU-bound at about {_cores(busy)}: profile the "
             "hot path, or run more worker processes / instances (a single-threaded server "
             "uses one core however many the machine has)"
         ),

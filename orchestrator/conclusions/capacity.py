@@ -82,17 +82,25 @@ def analyse_scenario(
     usl = knee = None
     if len(levels) >= 2:
         usl = fit_usl([(h.concurrency, h.goodput) for h in holds if h.goodput is not None])
-        knee = find_knee(holds, unit_of(result))
+        knee = find_knee(holds, unit_of(result), _limits_of(result, error_limit)[0])
         if usl.quality != "good":
             notes.append(f"USL fit not used ({usl.reason}): capacity is read from the holds")
     ceiling = find_ceiling(holds, usl) if holds else None
     longest = max(holds, key=lambda h: (h.duration, -h.start), default=None)
     window = None if longest is None else (longest.start, longest.start + longest.duration)
-    leak = leak_report(result.resource_usage, window)
-    if leak is None:
+    leak = None
+    if result.protocol == "postgres":
+        # Backends count the shared buffers they touch in their RSS, so it grows as they
+        # warm up: the database server's memory says nothing about the service leaking.
         notes.append(
-            result.missing.get("resourceUsage", "the target was not sampled: no leak verdict")
+            "the database server's memory is not judged for leaks (its backends' RSS grows "
+            "as they touch shared buffers)"
         )
+    else:
+        leak = leak_report(result.resource_usage, window)
+        if leak is None:
+            why = result.missing.get("resourceUsage", "the target was not sampled")
+            notes.append(f"no leak verdict: {why}")
     if result.status is not Status.COMPLETED:
         notes.append(f"run {result.status.value}: numbers are what was measured before it ended")
     error, _ = _limits_of(result, error_limit)
@@ -225,11 +233,17 @@ def _recommendations(
                 "hold more levels (at least 4, past the knee) for one"
             )
         leak = analysis.leak
-        if leak is not None and leak.verdict in ("inconclusive", "too short to judge"):
+        if leak is not None and leak.verdict == "inconclusive":
             out.append(
-                f"{analysis.scenario}: leak verdict {leak.verdict}: run it longer at a constant "
-                "load (the endurance scenario) to tell"
+                f"{analysis.scenario}: the leak verdict is inconclusive; run it longer at a "
+                "constant load to tell"
             )
+    verdicts = {a.leak.verdict for a in analyses if a.leak is not None}
+    if verdicts and not verdicts & {"leak", "no leak", "inconclusive"}:
+        out.append(
+            "no scenario held a constant load long enough to judge a leak: run the endurance "
+            "scenario (or any scenario holding one level for a minute or more)"
+        )
     users = limits.max_concurrent_users
     if users.bound == "lower_bound" and users.source is not None:
         out.append(

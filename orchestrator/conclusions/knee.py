@@ -2,10 +2,13 @@
 
 Knee: the last held level that still scaled. Going from a hold at N1 to the next at N2, the
 users added would add ``goodput(N1) x (N2/N1 - 1)`` if the service scaled linearly; when they
-add less than 10% of that, no later hold beats the knee's goodput by more than 10%, and
-latency (p95) or errors climb, the service is saturated at N1. Goodput (successful requests
-per second) is the measure: a service that rejects what it cannot serve answers its
-rejections fast, and counting them would show a throughput that is not capacity.
+add less than 10% of that (or less than half of it while the errors at N2 rise past the
+error limit: the added users were mostly turned away), no later hold beats the knee's goodput by
+more than 10%, and latency (p95) or errors climb, the service is saturated at N1.
+
+Goodput (successful requests per second) is the measure: a service that rejects what it
+cannot serve answers its rejections fast, and counting them would show a throughput that is
+not capacity.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ FLAT_FACTOR = 1.10
 LATENCY_FACTOR = 1.10
 # Errors climbing: a later error rate this many percentage points above the knee's.
 ERROR_POINTS = 1.0
+# Past the error limit, added users adding less than this share were turned away.
+REJECTED_SHARE = 0.5
 
 
 def rising_holds(holds: Sequence[Hold]) -> list[Hold]:
@@ -52,9 +57,10 @@ def _climbs(knee: Hold, later: list[Hold]) -> tuple[str | None, float | None, fl
     return " and ".join(climbed) or None, p95_after, errors_after
 
 
-def find_knee(holds: Sequence[Hold], unit: str = "users") -> Knee:
+def find_knee(holds: Sequence[Hold], unit: str = "users", error_limit: float = 5.0) -> Knee:
     """The measured knee of ``holds`` (see the module's docstring), or why none was found;
-    ``unit`` names the levels in the evidence (users, connections, clients)."""
+    ``unit`` names the levels in the evidence (users, connections, clients), ``error_limit``
+    (percent) is the scenario's."""
     ladder = rising_holds(holds)
     if len(ladder) < 2:
         return Knee(found=False, evidence=f"{len(ladder)} rising hold(s): no knee to read")
@@ -64,7 +70,11 @@ def find_knee(holds: Sequence[Hold], unit: str = "users") -> Knee:
         assert knee.goodput is not None and nxt.goodput is not None
         proportional = knee.goodput * (nxt.concurrency / knee.concurrency - 1.0)
         gain = nxt.goodput - knee.goodput
-        if gain >= SCALING_SHARE * proportional:
+        # Errors past the limit and rising: the added users were turned away.
+        errors, errors_before = nxt.error_rate or 0.0, knee.error_rate or 0.0
+        rejected = errors > error_limit and errors > errors_before + ERROR_POINTS
+        share = REJECTED_SHARE if rejected else SCALING_SHARE
+        if gain >= share * proportional:
             continue
         if any((h.goodput or 0.0) > knee.goodput * FLAT_FACTOR for h in later):
             continue
