@@ -86,6 +86,11 @@ class StepSummary(Model):
     failed_requests: int
     throughput: float | None
     response_time: ResponseTime
+    histogram: str | None = Field(
+        default=None,
+        description="HdrHistogram (V2 compressed, base64) of the step's latencies in "
+        "microseconds, so that steps held at one level merge into exact percentiles.",
+    )
 
 
 class EndpointStats(Model):

@@ -306,6 +306,7 @@ def _step(step: Step) -> StepSummary:
         failed_requests=step.counts.total - step.counts.successful,
         throughput=None if completed is None else per_second(completed, step.duration),
         response_time=hist.summarize(step.histogram, resolution_us=step.resolution_us),
+        histogram=hist.encode(step.histogram) if step.histogram.get_total_count() else None,
     )
 
 
