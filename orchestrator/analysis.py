@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator.models import CapacityLimits, LoadTestResult, Recovery, StepSummary, TimeBucket
+from orchestrator.models import (
+    CapacityLimits,
+    LeakReport,
+    LoadTestResult,
+    Recovery,
+    StepSummary,
+    TimeBucket,
+)
 from orchestrator.scenarios import LoadShape, Scenario
 
 # Error rate (percent) above which a step counts as failing when the scenario sets none.
@@ -23,6 +30,9 @@ RECOVERY_FACTOR = 1.5
 RECOVERY_ERROR_LIMIT = 1.0
 # Seconds the per-second p95 must stay back within the factor to count as recovered.
 STABLE_SECONDS = 3
+# The leak verdict's own minimum (orchestrator.conclusions.leak), checked before importing it.
+MIN_LEAK_SAMPLES = 10
+MIN_LEAK_SECONDS = 5.0
 
 
 def step_error_rate(step: StepSummary) -> float | None:
@@ -231,6 +241,12 @@ def attach_findings(
     percent), else within its stop limit, else 5%.
     """
     update: dict[str, object] = {}
+    missing = dict(result.missing)
+    leak, why_not = judge_leak(result, scenario.shape)
+    if leak is not None:
+        update["leak"] = leak
+    elif why_not is not None:
+        missing["leak"] = why_not
     if len(result.steps) >= 2:
         limit = error_sla or scenario.stop_when_error_rate or DEFAULT_ERROR_LIMIT
         update["capacity_limits"] = capacity_from_steps(result, limit)
@@ -239,9 +255,35 @@ def attach_findings(
         if recovery is not None:
             update["recovery"] = recovery
         else:
-            update["missing"] = {
-                **result.missing,
-                "recovery": "no per-second latency before the spike or after the drop "
-                "(the run may have stopped before the recovery window)",
-            }
+            missing["recovery"] = (
+                "no per-second latency before the spike or after the drop "
+                "(the run may have stopped before the recovery window)"
+            )
+    if missing != result.missing:
+        update["missing"] = missing
     return result.model_copy(update=update) if update else result
+
+
+def judge_leak(
+    result: LoadTestResult, shape: LoadShape | None
+) -> tuple[LeakReport | None, str | None]:
+    """The leak verdict on the target's samples over the longest hold, or why there is none
+    (the capacity report judges the same window, from the same function)."""
+    usage = result.resource_usage
+    if usage is None or not usage.series:
+        return None, None  # resourceUsage is already missing, with its reason
+    if result.protocol == "postgres":
+        # A database server's backends grow as they touch shared buffers: not a leak signal.
+        return None, "not judged for a database server (backends map shared buffers)"
+    span = usage.series[-1].t - usage.series[0].t
+    if len(usage.series) < MIN_LEAK_SAMPLES or span < MIN_LEAK_SECONDS:
+        return None, (
+            f"too short to judge a trend: {len(usage.series)} samples over {span:.1f} s "
+            f"(needs {MIN_LEAK_SAMPLES} over {MIN_LEAK_SECONDS:g} s)"
+        )
+    # Imported here: scipy costs start-up time that short runs should not pay.
+    from orchestrator.conclusions.holds import analyse_holds, longest_hold_window
+    from orchestrator.conclusions.leak import leak_report
+
+    window = longest_hold_window(analyse_holds(result, shape).holds)
+    return leak_report(usage, window), None

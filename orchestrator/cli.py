@@ -149,13 +149,50 @@ def import_(
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of LoadTestResult."""
+def schema(
+    which: Annotated[
+        str, typer.Argument(help="result (LoadTestResult) or capacity (capacity-report.json).")
+    ] = "result",
+) -> None:
+    """Print the JSON Schema of a result or of the capacity report."""
     import json
 
-    from orchestrator.models import LoadTestResult
+    if which == "result":
+        from orchestrator.models import LoadTestResult
 
-    typer.echo(json.dumps(LoadTestResult.model_json_schema(by_alias=True), indent=2))
+        schema = LoadTestResult.model_json_schema(by_alias=True)
+    elif which == "capacity":
+        from orchestrator.conclusions.capacity import capacity_schema
+
+        schema = capacity_schema()
+    else:
+        raise ConfigError(f"unknown schema {which!r}: choose result or capacity")
+    typer.echo(json.dumps(schema, indent=2))
+
+
+@app.command()
+def analyze(
+    run_dir: Annotated[Path, typer.Argument(help="A report directory of a run or suite.")],
+) -> None:
+    """Rebuild every verdict and capacity-report.json from a saved run (nothing is run)."""
+    from orchestrator.commands.analyze import analyze_command
+
+    raise typer.Exit(analyze_command(run_dir))
+
+
+@app.command()
+def compare(
+    base: Annotated[Path, typer.Argument(help="The baseline's report directory.")],
+    new: Annotated[Path, typer.Argument(help="The new run's report directory.")],
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="Also write the Markdown here (a PR comment).")
+    ] = None,
+) -> None:
+    """Per scenario and endpoint: p50/p95/p99, throughput, errors, memory, CPU; exit 1 on a
+    regression (past its tolerance and outside the run-to-run noise)."""
+    from orchestrator.commands.analyze import compare_command
+
+    raise typer.Exit(compare_command(base, new, markdown))
 
 
 @app.command()

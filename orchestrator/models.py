@@ -8,36 +8,28 @@ A value the tool did not give is ``None`` and ``missing`` says why; it is never 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
+
+from orchestrator.conclusions.models import LeakReport
+from orchestrator.model_base import LatencySource, Model, Status, Transport, WorkloadModel
+from orchestrator.pool_models import PoolFigure, PoolMetrics, PoolSample
+
+# Re-exported: callers import every result type from here.
+__all__ = [
+    "LatencySource",
+    "LeakReport",
+    "Model",
+    "PoolFigure",
+    "PoolMetrics",
+    "PoolSample",
+    "Status",
+    "Transport",
+    "WorkloadModel",
+]
 
 SCHEMA_VERSION = "1"
-
-
-class Model(BaseModel):
-    """Base for result models: camelCase on the wire, snake_case in Python."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        ser_json_inf_nan="null",
-    )
-
-
-class Status(StrEnum):
-    COMPLETED = "completed"
-    TOOL_FAILED = "tool_failed"
-    TARGET_FAILED = "target_failed"
-    INTERRUPTED = "interrupted"
-
-
-Transport = Literal["http", "ws", "postgres"]
-WorkloadModel = Literal["closed", "open"]
-LatencySource = Literal["histogram", "tool_summary", "approximate"]
 
 
 class ResponseTime(Model):
@@ -238,125 +230,6 @@ class Threshold(Model):
     detail: str | None = None
 
 
-class PoolSample(Model):
-    """One reading of the connection pool (the monitor's own connection left out).
-
-    The seed's five figures come first; from PostgreSQL they count client backends in
-    ``pg_stat_activity`` (the whole server: ``max_connections`` is server-wide), from
-    PgBouncer the server connections of the target database's pools (``SHOW POOLS``).
-    None: the source has no such figure.
-    """
-
-    t: float = Field(description="Seconds since the start of the run.")
-    active_connections: int | None = Field(
-        default=None, description="PostgreSQL: state 'active'. PgBouncer: sv_active."
-    )
-    idle_connections: int | None = Field(
-        default=None, description="PostgreSQL: state 'idle'. PgBouncer: sv_idle + sv_used."
-    )
-    waiting_clients: int | None = Field(
-        default=None,
-        description="PgBouncer: cl_waiting, clients queued for a server connection. "
-        "PostgreSQL does not queue clients (over its slots it refuses them): None.",
-    )
-    total_connections: int | None = Field(
-        default=None,
-        description="PostgreSQL: client backends. PgBouncer: server connections of the pools.",
-    )
-    utilization_percent: float | None = Field(
-        default=None,
-        description="Share of the limit not free for a new client. PostgreSQL: "
-        "totalConnections / (max_connections - reserved slots). PgBouncer: sv_active / "
-        "pool size (above 100 when the reserve pool is in use).",
-    )
-    idle_in_transaction: int | None = Field(
-        default=None, description="PostgreSQL: in a transaction, waiting for the client."
-    )
-    waiting_on_lock: int | None = Field(
-        default=None, description="PostgreSQL: backends waiting on a lock (wait_event_type Lock)."
-    )
-    waiting_on_client: int | None = Field(
-        default=None,
-        description="PostgreSQL: non-idle backends waiting to read from their client "
-        "(wait_event ClientRead while active or idle in transaction).",
-    )
-    state_hidden: int | None = Field(
-        default=None,
-        description="PostgreSQL: other roles' backends whose state the monitor may not see "
-        "(needs pg_read_all_stats); counted in totalConnections only.",
-    )
-    database_connections: int | None = Field(
-        default=None, description="PostgreSQL: client backends of the target database."
-    )
-    clients_active: int | None = Field(
-        default=None, description="PgBouncer: cl_active, clients linked to a server or idle."
-    )
-    max_wait: float | None = Field(
-        default=None,
-        description="PgBouncer: how long the oldest waiting client has waited, at this "
-        "instant (maxwait + maxwait_us), in s.",
-    )
-    transactions: int | None = Field(
-        default=None, description="PgBouncer: transactions since the previous sample (SHOW STATS)."
-    )
-    wait_time: float | None = Field(
-        default=None,
-        description="PgBouncer: seconds clients spent waiting for a server since the previous "
-        "sample, summed over clients (SHOW STATS total_wait_time).",
-    )
-
-
-class PoolFigure(Model):
-    peak: float | None = None
-    mean: float | None = Field(default=None, description="Mean of the samples.")
-
-
-class PoolMetrics(Model):
-    """The connection pool while the load ran: a time series, and peak and mean of each figure."""
-
-    source: Literal["postgres", "pgbouncer"]
-    server: str = Field(description="user@host:port/database the monitor read (no password).")
-    server_version: str | None = None
-    interval: float = Field(description="Sampling interval (s).")
-    monitor_connections: int = Field(
-        default=1,
-        description="Connections the monitor held (application_name 'orchestrate-monitor'): "
-        "left out of every figure, though on PostgreSQL it takes one of the slots.",
-    )
-    max_connections: int | None = Field(default=None, description="PostgreSQL max_connections.")
-    reserved_connections: int | None = Field(
-        default=None,
-        description="PostgreSQL superuser_reserved_connections (+ reserved_connections, 16+).",
-    )
-    pool_size: int | None = Field(
-        default=None, description="PgBouncer: server connections per pool (pool_size)."
-    )
-    reserve_pool: int | None = None
-    pool_mode: str | None = None
-    max_client_conn: int | None = None
-    max_prepared_statements: int | None = Field(
-        default=None, description="PgBouncer 1.21+; None when the version has none."
-    )
-    total_transactions: int | None = Field(
-        default=None, description="PgBouncer: transactions over the run (SHOW STATS)."
-    )
-    total_wait_time: float | None = Field(
-        default=None,
-        description="PgBouncer: seconds clients waited for a server over the run, summed.",
-    )
-    wait_per_transaction: float | None = Field(
-        default=None,
-        description="PgBouncer: totalWaitTime / totalTransactions, the mean wait for a server "
-        "per transaction (per session in session mode), in s.",
-    )
-    series: list[PoolSample] = Field(default_factory=list)
-    summary: dict[str, PoolFigure] = Field(
-        default_factory=dict,
-        description="Peak and mean per figure of the series, keyed by its camelCase name.",
-    )
-    missing: dict[str, str] = Field(default_factory=dict)
-
-
 class LoadTestResult(Model):
     schema_version: str = SCHEMA_VERSION
     scenario: str
@@ -412,6 +285,11 @@ class LoadTestResult(Model):
         default=None, description="Database connection pool while the load ran."
     )
     generator_saturated: bool = False
+    leak: LeakReport | None = Field(
+        default=None,
+        description="Trend verdict on the target's memory, threads and open files "
+        "(orchestrator.conclusions.leak); gate on leak.memoryLeak.",
+    )
     started_at: datetime
     ended_at: datetime
     status: Status

@@ -21,10 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from orchestrator import interrupts, sla
+from orchestrator import interrupts
+from orchestrator.conclude import conclude, save_plan, write_capacity
 from orchestrator.config import LoginConfig
 from orchestrator.engines import known_tools, require_tool
 from orchestrator.errors import ConfigError, ExitCode, ToolNotFoundError
@@ -40,6 +41,9 @@ from orchestrator.targets import (
     managed_target,
     url_port,
 )
+
+if TYPE_CHECKING:
+    from orchestrator.conclusions.models import CapacityReport
 
 LOG = logging.getLogger(__name__)
 
@@ -76,6 +80,7 @@ class Outcome:
     suite_checks: list[Threshold] = field(default_factory=list)
     code: ExitCode = ExitCode.TOOL_OR_TARGET_FAILED
     secrets: tuple[str, ...] = ()
+    capacity: CapacityReport | None = None
 
 
 def say(message: str) -> None:
@@ -87,6 +92,7 @@ def run_job(job: Job) -> Outcome:
     """Run every scenario of the job against its target; the report is always written."""
     runnable, skipped = resolve_tools(job.suite.scenarios)
     outcome = Outcome(new_run_dir(job.report_dir, job.label), skipped=skipped, secrets=job.secrets)
+    save_plan(job.suite, outcome.run_dir, job.secrets)
     with interrupts.interruptible():
         try:
             with open_target(job.target, job.base_url, outcome.run_dir) as (target, reason):
@@ -217,7 +223,8 @@ def run_scenarios(
         if job.view == "verdicts":
             say(
                 f"[{index}/{len(runnable)}] {scenario.name} with {planned.tool} "
-                f"({scenario.shape.total_duration:.0f} s{scaled}): {planned.description}"
+                f"({scenario.shape.total_duration:.0f} s{scaled})"
+                + (f": {planned.description}" if planned.description else "")
             )
         sampled, why = target, reason
         if url_port(scenario.base_url) != service:
@@ -238,17 +245,22 @@ def run_scenarios(
 
 
 def judge(job: Job, outcome: Outcome) -> None:
-    """The suite-wide SLA and the exit code (each result was judged as it was measured)."""
-    outcome.suite_checks = sla.evaluate_suite(outcome.results, job.suite.suite_thresholds)
-    outcome.code = sla.suite_exit_code(outcome.results, outcome.skipped, outcome.suite_checks)
+    """The suite-wide SLA, the exit code and the capacity report (each result was judged as
+    it was measured); ``orchestrate analyze`` draws the same from the saved run."""
+    found = conclude(job.suite, outcome.results, outcome.skipped)
+    outcome.suite_checks = found.suite_checks
+    outcome.code = found.code
+    outcome.capacity = found.capacity
 
 
 def finish(title: str, heading: str, view: View, outcome: Outcome) -> None:
     """Write the report directory, then show the outcome (see :data:`View`)."""
     # Imported when the load is over: rich and jinja2 cost start-up time, not load.
-    from reports.console import print_result, print_verdicts
+    from reports.console import print_capacity, print_result, print_verdicts
     from reports.writer import write_report
 
+    if outcome.capacity is not None:
+        write_capacity(outcome.capacity, outcome.run_dir)
     write_report(
         outcome.run_dir,
         title,
@@ -259,6 +271,8 @@ def finish(title: str, heading: str, view: View, outcome: Outcome) -> None:
         secrets=outcome.secrets,
     )
     if view == "verdicts":
+        if outcome.capacity is not None:
+            print_capacity(outcome.capacity)
         print_verdicts(outcome.results, outcome.skipped, outcome.suite_checks, heading)
     elif view == "results":
         for result in outcome.results:

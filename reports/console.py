@@ -12,6 +12,7 @@ from orchestrator.models import LoadTestResult, Threshold
 from reports.summary import check_verdict, fmt_threshold, summary_rows, verdict_rows
 
 if TYPE_CHECKING:
+    from orchestrator.conclusions.models import CapacityReport
     from orchestrator.tools import ToolStatus
 
 STYLE = {"PASS": "green", "FAIL": "red", "SKIPPED": "yellow", "NOT MEASURED": "yellow"}
@@ -70,4 +71,14 @@ def print_doctor(statuses: Sequence[ToolStatus], needed: Collection[str]) -> Non
             else ("[red]MISSING[/]" if status.name in needed else "[yellow]missing[/]")
         )
         table.add_row(status.name, mark, status.version or "", status.path or status.detail)
+    _console().print(table)
+
+
+def print_capacity(report: CapacityReport) -> None:
+    from reports.capacity import capacity_rows
+
+    table = _table("capacity", ("", ""), show_header=False)
+    table.columns[0].style = "bold"
+    for label, text in capacity_rows(report):
+        table.add_row(label, text)
     _console().print(table)

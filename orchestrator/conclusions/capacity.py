@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrator.conclusions.bottlenecks import find_bottlenecks, unit_of
-from orchestrator.conclusions.holds import analyse_holds
+from orchestrator.conclusions.holds import analyse_holds, longest_hold_window
 from orchestrator.conclusions.knee import find_ceiling, find_knee
 from orchestrator.conclusions.leak import leak_report
 from orchestrator.conclusions.models import (
@@ -86,8 +86,7 @@ def analyse_scenario(
         if usl.quality != "good":
             notes.append(f"USL fit not used ({usl.reason}): capacity is read from the holds")
     ceiling = find_ceiling(holds, usl) if holds else None
-    longest = max(holds, key=lambda h: (h.duration, -h.start), default=None)
-    window = None if longest is None else (longest.start, longest.start + longest.duration)
+    window = longest_hold_window(holds)
     leak = None
     if result.protocol == "postgres":
         # Backends count the shared buffers they touch in their RSS, so it grows as they

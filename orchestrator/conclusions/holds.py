@@ -261,3 +261,10 @@ def analyse_holds(result: LoadTestResult, shape: LoadShape | None) -> HoldAnalys
     else:
         notes.append("no whole second inside a constant level: no hold to read")
     return HoldAnalysis([], holds, notes)
+
+
+def longest_hold_window(holds: Sequence[Hold]) -> tuple[float, float] | None:
+    """(start, end) seconds of the longest hold (the earliest of equals): where a trend in the
+    target's resources is judged, so that a step up in load is not read as a leak."""
+    longest = max(holds, key=lambda h: (h.duration, -h.start), default=None)
+    return None if longest is None else (longest.start, longest.start + longest.duration)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestrator.models import Model, Transport
+from orchestrator.model_base import Model, Transport
 
 HoldLatency = Literal["exact", "upper_bound"]
 FitQuality = Literal["good", "poor", "too_few_points", "failed"]

@@ -1,0 +1,102 @@
+"""The conclusions of a finished run, drawn from what it saved: every verdict and the capacity
+report. The run's own pipeline and ``orchestrate analyze RUN_DIR`` both call :func:`conclude`,
+so a saved run directory reproduces its ``capacity-report.json`` byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator import sla
+from orchestrator.errors import ConfigError, ExitCode
+from orchestrator.models import LoadTestResult, Threshold
+from orchestrator.plan import Suite
+from orchestrator.redact import redact_text
+
+if TYPE_CHECKING:
+    from orchestrator.conclusions.models import CapacityReport
+
+PLAN_FILE = "plan.json"
+CAPACITY_FILE = "capacity-report.json"
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class Conclusions:
+    results: list[LoadTestResult]
+    skipped: dict[str, str]
+    suite_checks: list[Threshold]
+    code: ExitCode
+    capacity: CapacityReport | None
+
+
+def save_plan(suite: Suite, run_dir: Path, secrets: tuple[str, ...] = ()) -> Path:
+    """What was planned (scenarios, shapes, SLAs): ``analyze`` needs the shapes to tell a
+    hold from a climb. Secrets are masked, as in every file orchestrate writes."""
+    path = run_dir / PLAN_FILE
+    text = suite.model_dump_json(indent=2)
+    path.write_text(redact_text(text, secrets, keys=False), encoding="utf-8")
+    return path
+
+
+def conclude(
+    suite: Suite,
+    results: list[LoadTestResult],
+    skipped: dict[str, str],
+    *,
+    interrupted: bool = False,
+) -> Conclusions:
+    """Suite-wide verdicts, the exit code and the capacity report of ``results``."""
+    checks = sla.evaluate_suite(results, suite.suite_thresholds)
+    code = ExitCode.INTERRUPTED if interrupted else sla.suite_exit_code(results, skipped, checks)
+    capacity = None
+    if results:
+        # scipy and numpy are imported only now, when the load is over.
+        from orchestrator.conclusions.capacity import build_capacity_report
+
+        scenarios = {p.scenario.name: p.scenario for p in suite.scenarios}
+        capacity = build_capacity_report(results, scenarios, suite=suite.name)
+    return Conclusions(results, skipped, checks, code, capacity)
+
+
+def write_capacity(capacity: CapacityReport, run_dir: Path) -> Path:
+    path = run_dir / CAPACITY_FILE
+    path.write_text(capacity.to_json(), encoding="utf-8")
+    return path
+
+
+def load_run(run_dir: Path) -> tuple[Suite, list[LoadTestResult], dict[str, str]]:
+    """The plan, the results (each scenario's result.json) and the skipped scenarios."""
+    plan = run_dir / PLAN_FILE
+    if not plan.is_file():
+        raise ConfigError(f"{run_dir} has no {PLAN_FILE}: not a run directory of this version")
+    try:
+        suite = Suite.model_validate_json(plan.read_text(encoding="utf-8"))
+        results = [
+            LoadTestResult.model_validate_json(path.read_text(encoding="utf-8"))
+            for p in suite.scenarios
+            if (path := run_dir / p.scenario.name / RESULT_FILE).is_file()
+        ]
+        summary = run_dir / "summary.json"
+        skipped: dict[str, str] = {}
+        if summary.is_file():
+            skipped = dict(json.loads(summary.read_text(encoding="utf-8")).get("skipped") or {})
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the run in {run_dir}: {exc}") from None
+    return suite, results, skipped
+
+
+def reanalyse(run_dir: Path) -> Conclusions:
+    """Every verdict and the capacity report again, from the saved results alone."""
+    suite, results, skipped = load_run(run_dir)
+    specs = {p.scenario.name: p for p in suite.scenarios}
+    rejudged = []
+    for result in results:
+        planned = specs[result.scenario]
+        checks = sla.evaluate(result, planned.thresholds, planned.scenario)
+        rejudged.append(result.model_copy(update={"thresholds": checks}))
+    interrupted = any(r.status.value == "interrupted" for r in rejudged)
+    return conclude(suite, rejudged, skipped, interrupted=interrupted)
