@@ -89,6 +89,9 @@ def run(
     name: Annotated[str, typer.Option("--name", help=_help("name"))] = DEFAULTS.name,
     report_dir: ReportDir = DEFAULTS.report_dir,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=_help("quiet"))] = DEFAULTS.quiet,
+    allow_hosts: Annotated[
+        list[str] | None, typer.Option("--allow-host", help=_help("allow_hosts"))
+    ] = None,
 ) -> None:
     """Run one load test and write its result into a report directory."""
     # The parameters are the fields of RunOptions, by name: the options are built once here
@@ -115,6 +118,10 @@ def suite(
     ] = None,
     sample_interval: Annotated[float, typer.Option("--sample-interval", min=0.05)] = 1.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide the tools' output.")] = False,
+    allow_hosts: Annotated[
+        list[str] | None,
+        typer.Option("--allow-host", help="Also allow loading this host (beside allowed_hosts)."),
+    ] = None,
 ) -> None:
     """Run a named suite of scenarios, judge each against its SLA, exit with the verdict."""
     from orchestrator.commands.suite import suite_command
@@ -129,6 +136,7 @@ def suite(
             report_dir=report_dir,
             sample_interval=sample_interval,
             quiet=quiet,
+            allow_hosts=allow_hosts or [],
         )
     )
 

@@ -34,6 +34,7 @@ from orchestrator.login import log_in, with_headers
 from orchestrator.models import LoadTestResult, Status, Threshold
 from orchestrator.plan import PlannedScenario, Suite
 from orchestrator.redact import remember_secret
+from orchestrator.safety import check_targets
 from orchestrator.targets import (
     LocatedTarget,
     TargetSpec,
@@ -68,6 +69,8 @@ class Job:
     view: View = "results"
     login: LoginConfig | None = None
     secrets: tuple[str, ...] = ()
+    # Hosts besides loopback that may be loaded (orchestrator.safety).
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass
@@ -90,6 +93,9 @@ def say(message: str) -> None:
 
 def run_job(job: Job) -> Outcome:
     """Run every scenario of the job against its target; the report is always written."""
+    check_targets(
+        [job.base_url, *(p.scenario.base_url for p in job.suite.scenarios)], job.allowed_hosts
+    )
     runnable, skipped = resolve_tools(job.suite.scenarios)
     outcome = Outcome(new_run_dir(job.report_dir, job.label), skipped=skipped, secrets=job.secrets)
     save_plan(job.suite, outcome.run_dir, job.secrets)

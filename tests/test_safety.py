@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from orchestrator.errors import ConfigError, ExitCode, TargetError
@@ -56,3 +60,45 @@ def test_bad_urls_are_one_line() -> None:
     with pytest.raises(ConfigError):
         host_of("http:///nohost")
     assert host_of("http://[::1]:80/") == "::1"
+
+
+def orchestrate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_run_refuses_a_host_that_is_not_ours_before_any_load(tmp_path: Path) -> None:
+    done = orchestrate("run", "--url", "http://load-target.invalid/", "-d", "1", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "allowed_hosts" in done.stderr and "--allow-host" in done.stderr
+    assert not (tmp_path / "load-reports").exists()  # nothing started, nothing written
+
+
+def test_run_with_the_host_allowed_proceeds_and_fails_to_resolve(tmp_path: Path) -> None:
+    done = orchestrate(
+        "run", "--url", "http://load-target.invalid/", "-d", "1", "--allow-host", "*.invalid",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 3
+    assert "cannot resolve load-target.invalid" in done.stderr
+
+
+def test_a_suite_reads_allowed_hosts_from_its_config(tmp_path: Path) -> None:
+    config = "target: {base_url: 'http://api.load-target.invalid'}\nlogin: null\n"
+    (tmp_path / "orchestrate.yaml").write_text(config)
+    refused = orchestrate("suite", "ci", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "refusing to load api.load-target.invalid" in refused.stderr
+    (tmp_path / "orchestrate.yaml").write_text(
+        config + "allowed_hosts: ['*.load-target.invalid']\n"
+    )
+    allowed = orchestrate("suite", "ci", cwd=tmp_path)
+    assert allowed.returncode == 3
+    assert "cannot resolve api.load-target.invalid" in allowed.stderr

@@ -20,6 +20,7 @@ def suite_command(
     report_dir: Path | None,
     sample_interval: float,
     quiet: bool,
+    allow_hosts: Sequence[str] = (),
 ) -> int:
     """Plan the suite from the config, run it; the exit code is the verdict."""
     config = load_config(config_path)
@@ -37,5 +38,6 @@ def suite_command(
         view="verdicts",
         login=config.login,
         secrets=config.secrets(),
+        allowed_hosts=(*config.allowed_hosts, *allow_hosts),
     )
     return int(run_job(job).code)
