@@ -26,13 +26,33 @@ app = typer.Typer(
     help="Load-test a service over HTTP, WebSocket and PostgreSQL with real tools "
     f"({', '.join(known_tools())}) and get one truthful, comparable result.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 tools_app = typer.Typer(help="Install and check the load tools.", no_args_is_help=True)
 target_app = typer.Typer(help="The reference target service.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
 app.add_typer(target_app, name="target")
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        typer.echo(f"orchestrate {version('orchestrate')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Load-test a service over HTTP, WebSocket and PostgreSQL with real tools and get one
+    truthful, comparable result."""
+
 
 ReportDir = Annotated[
     Path, typer.Option("--report-dir", help="Where report directories are written.")
@@ -92,6 +112,7 @@ def run(
     allow_hosts: Annotated[
         list[str] | None, typer.Option("--allow-host", help=_help("allow_hosts"))
     ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help=_help("json_output"))] = False,
 ) -> None:
     """Run one load test and write its result into a report directory."""
     # The parameters are the fields of RunOptions, by name: the options are built once here
@@ -122,6 +143,9 @@ def suite(
         list[str] | None,
         typer.Option("--allow-host", help="Also allow loading this host (beside allowed_hosts)."),
     ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print summary.json to stdout (tables go to stderr).")
+    ] = False,
 ) -> None:
     """Run a named suite of scenarios, judge each against its SLA, exit with the verdict."""
     from orchestrator.commands.suite import suite_command
@@ -137,6 +161,7 @@ def suite(
             sample_interval=sample_interval,
             quiet=quiet,
             allow_hosts=allow_hosts or [],
+            json_output=json_output,
         )
     )
 
@@ -196,8 +221,10 @@ def compare(
         Path | None, typer.Option("--markdown", help="Also write the Markdown here (a PR comment).")
     ] = None,
 ) -> None:
-    """Per scenario and endpoint: p50/p95/p99, throughput, errors, memory, CPU; exit 1 on a
-    regression (past its tolerance and outside the run-to-run noise)."""
+    """Compare two runs; exit 1 on a regression beyond tolerance and noise.
+
+    Per scenario and endpoint: p50/p95/p99, throughput, errors, target memory and CPU.
+    """
     from orchestrator.commands.analyze import compare_command
 
     raise typer.Exit(compare_command(base, new, markdown))

@@ -102,6 +102,9 @@ class RunOptions(BaseModel):
     name: str = Field("run", description="Scenario name in the report.")
     report_dir: Path = Field(Path("load-reports"), description="Where report directories go.")
     quiet: bool = Field(False, description="Hide the tool's output.")
+    json_output: bool = Field(
+        False, description="Print summary.json to stdout (tables go to stderr), for scripts."
+    )
     allow_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts besides loopback this run may load (wildcards: *.staging.example.com).",

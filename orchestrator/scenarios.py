@@ -82,6 +82,21 @@ class LoadShape(Strict):
             level = stage.target
         return out
 
+    def describe(self) -> str:
+        """The shape in words, as it will run: '0->50 users in 10 s, 50 for 290 s'."""
+        unit = "users" if self.model == "closed" else "arrivals/s"
+        segments = self.segments()
+        if len(segments) > 4:
+            return (
+                f"{len(segments)} stages from {self.initial} to a peak of {self.peak} {unit} "
+                f"over {_seconds(self.total_duration)}"
+            )
+        parts = [
+            f"{high} {unit} for {_seconds(d)}" if low == high else f"{low}->{high} in {_seconds(d)}"
+            for d, low, high in segments
+        ]
+        return ", ".join(parts)
+
     def steps(self, step_seconds: float = 2.0) -> list[tuple[float, int]]:
         """Constant-level steps approximating the shape, for engines with no native ramp.
 
@@ -177,3 +192,9 @@ class Scenario(Strict):
         scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
         base = parts._replace(scheme=scheme, path="", query="", fragment="").geturl()
         return base.rstrip("/") + "/" + self.ws.path.lstrip("/")
+
+
+def _seconds(value: float) -> str:
+    if value >= 120:
+        return f"{value / 60:g} min"
+    return f"{value:.3g} s"

@@ -71,6 +71,7 @@ class Job:
     secrets: tuple[str, ...] = ()
     # Hosts besides loopback that may be loaded (orchestrator.safety).
     allowed_hosts: tuple[str, ...] = ()
+    json_output: bool = False  # summary.json on stdout, every table on stderr
 
 
 @dataclass
@@ -110,7 +111,7 @@ def run_job(job: Job) -> Outcome:
             raise
         finally:
             with interrupts.shielded():
-                finish(job.title, job.heading, job.view, outcome)
+                finish(job.title, job.heading, job.view, outcome, job.json_output)
     return outcome
 
 
@@ -227,10 +228,13 @@ def run_scenarios(
     for index, planned in enumerate(runnable, start=1):
         scenario = with_headers(planned.scenario, auth) if auth else planned.scenario
         if job.view == "verdicts":
+            # The shape as it runs (scaled), then the plan's words (at full scale).
+            plan = planned.description
+            if plan and job.suite.scale != 1:
+                plan = f"plan at full scale: {plan}"
             say(
-                f"[{index}/{len(runnable)}] {scenario.name} with {planned.tool} "
-                f"({scenario.shape.total_duration:.0f} s{scaled})"
-                + (f": {planned.description}" if planned.description else "")
+                f"[{index}/{len(runnable)}] {scenario.name} with {planned.tool}: "
+                f"{scenario.shape.describe()}{scaled}" + (f". {plan}" if plan else "")
             )
         sampled, why = target, reason
         if url_port(scenario.base_url) != service:
@@ -259,11 +263,21 @@ def judge(job: Job, outcome: Outcome) -> None:
     outcome.capacity = found.capacity
 
 
-def finish(title: str, heading: str, view: View, outcome: Outcome) -> None:
+def finish(
+    title: str, heading: str, view: View, outcome: Outcome, json_output: bool = False
+) -> None:
     """Write the report directory, then show the outcome (see :data:`View`)."""
     # Imported when the load is over: rich and jinja2 cost start-up time, not load.
-    from reports.console import print_capacity, print_result, print_verdicts
+    from reports.console import (
+        print_capacity,
+        print_headline,
+        print_result,
+        print_verdicts,
+        tables_to_stderr,
+    )
     from reports.writer import write_report
+
+    tables_to_stderr(json_output)
 
     if outcome.capacity is not None:
         write_capacity(outcome.capacity, outcome.run_dir)
@@ -283,6 +297,11 @@ def finish(title: str, heading: str, view: View, outcome: Outcome) -> None:
     elif view == "results":
         for result in outcome.results:
             print_result(result)
+            print_headline(result)
     # A run that measured nothing says only why (one line, from the CLI).
     if view == "verdicts" or (view == "results" and outcome.results):
         say(f"report: {outcome.run_dir}")
+    summary = outcome.run_dir / "summary.json"
+    if json_output and summary.is_file():
+        sys.stdout.write(summary.read_text(encoding="utf-8"))
+        sys.stdout.flush()

@@ -6,10 +6,17 @@ from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.models import LoadTestResult, Threshold
-from reports.summary import check_verdict, fmt_threshold, summary_rows, verdict_rows
+from reports.summary import (
+    check_verdict,
+    fmt_threshold,
+    summary_rows,
+    verdict_label,
+    verdict_rows,
+)
 
 if TYPE_CHECKING:
     from orchestrator.conclusions.models import CapacityReport
@@ -22,11 +29,41 @@ STYLE = {"PASS": "green", "FAIL": "red", "SKIPPED": "yellow", "NOT MEASURED": "y
 PIPED_WIDTH = 200
 
 
+# With --json, stdout carries the JSON alone: tables and headlines go to stderr.
+_TO_STDERR = False
+
+
+def tables_to_stderr(on: bool = True) -> None:
+    global _TO_STDERR  # noqa: PLW0603 - one switch for the whole console output
+    _TO_STDERR = on
+
+
 def _console() -> Console:
-    console = Console(highlight=False, soft_wrap=False)
+    console = Console(highlight=False, soft_wrap=False, stderr=_TO_STDERR)
     if not console.is_terminal:
-        console = Console(highlight=False, soft_wrap=False, width=PIPED_WIDTH)
+        console = Console(highlight=False, soft_wrap=False, width=PIPED_WIDTH, stderr=_TO_STDERR)
     return console
+
+
+def headline(result: LoadTestResult) -> str:
+    """PASS / FAIL / NOT MEASURED / INTERRUPTED and why, in one line."""
+    verdict = verdict_label(result)
+    checks = result.thresholds
+    if result.status.value != "completed":
+        why = result.status_detail or result.status.value
+        return f"{verdict}: {result.scenario} {result.status.value}: {why}"
+    if not checks:
+        return f"{verdict}: {result.scenario} completed; no SLA given (--threshold to gate)"
+    broken = [fmt_threshold(c) for c in checks if c.passed is not True]
+    if not broken:
+        return f"{verdict}: {result.scenario}: all {len(checks)} SLA checks held"
+    return f"{verdict}: {result.scenario}: " + "; ".join(broken)
+
+
+def print_headline(result: LoadTestResult) -> None:
+    text = headline(result)
+    style = STYLE.get(text.split(":", 1)[0], "red")
+    _console().print(f"[bold {style}]{escape(text)}[/]")
 
 
 def _table(title: str, columns: Sequence[str], show_header: bool = True) -> Table:

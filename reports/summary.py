@@ -195,18 +195,23 @@ class VerdictRow:
     checks: str
 
 
+def verdict_label(result: LoadTestResult) -> str:
+    """PASS, FAIL, NOT MEASURED, or the run's status (TOOL FAILED, INTERRUPTED, ...)."""
+    checks = result.thresholds
+    if result.status.value != "completed":
+        return result.status.value.upper().replace("_", " ")
+    if any(c.passed is False for c in checks):
+        return "FAIL"
+    if any(c.passed is None for c in checks):
+        return "NOT MEASURED"
+    return "PASS"
+
+
 def verdict_rows(results: Sequence[LoadTestResult], skipped: dict[str, str]) -> list[VerdictRow]:
     rows = []
     for result in results:
         checks = result.thresholds
-        if result.status.value != "completed":
-            verdict = result.status.value.upper().replace("_", " ")
-        elif any(c.passed is False for c in checks):
-            verdict = "FAIL"
-        elif any(c.passed is None for c in checks):
-            verdict = "NOT MEASURED"
-        else:
-            verdict = "PASS"
+        verdict = verdict_label(result)
         rows.append(
             VerdictRow(
                 result.scenario,

@@ -21,6 +21,7 @@ def suite_command(
     sample_interval: float,
     quiet: bool,
     allow_hosts: Sequence[str] = (),
+    json_output: bool = False,
 ) -> int:
     """Plan the suite from the config, run it; the exit code is the verdict."""
     config = load_config(config_path)
@@ -39,5 +40,6 @@ def suite_command(
         login=config.login,
         secrets=config.secrets(),
         allowed_hosts=(*config.allowed_hosts, *allow_hosts),
+        json_output=json_output,
     )
     return int(run_job(job).code)
