@@ -7,9 +7,7 @@ stays a clean baseline to compare injected behaviour against.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import hmac
 import json
 import logging
@@ -31,10 +29,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from orchestrator.reference_target.db import Database, hash_password
+from orchestrator.reference_target.tokens import sign_token, verify_token
 
 LOG = logging.getLogger(__name__)
 
@@ -126,10 +125,25 @@ class FaultInjectionMiddleware:
         if not self.faults.try_admit():
             await _error(503, "over capacity")(scope, receive, send)
             return
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.faults.release()
+
+        async def send_releasing(message: Message) -> None:
+            # The slot is free before the response's last bytes leave: a client that sends
+            # its next request on receiving them must find it free (N users, N slots).
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                release()
+            await send(message)
+
         try:
-            await self._serve(scope, receive, send)
+            await self._serve(scope, receive, send_releasing)
         finally:
-            self.faults.release()
+            release()
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.faults.leak()
@@ -142,39 +156,6 @@ class FaultInjectionMiddleware:
 
 def _error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status_code=status)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def sign_token(claims: dict[str, Any], secret: str) -> str:
-    """A compact HS256 JWT: enough shape for clients that split or decode it."""
-    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
-    signing_input = f"{header}.{payload}".encode()
-    signature = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
-    return f"{header}.{payload}.{_b64(signature)}"
-
-
-def verify_token(token: str, secret: str) -> dict[str, Any] | None:
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256)
-    try:
-        if not hmac.compare_digest(expected.digest(), _unb64(parts[2])):
-            return None
-        claims = json.loads(_unb64(parts[1]))
-    except ValueError:
-        return None
-    if not isinstance(claims, dict) or claims.get("exp", 0) < time.time():
-        return None
-    return claims
 
 
 async def _json_object(request: Request) -> dict[str, Any] | None:
