@@ -31,6 +31,7 @@ SPIKE_ENDPOINTS = ("session-start", "livekit-token")
 # Scenario fields a config scenario passes to the Scenario as they are.
 PASSED_THROUGH = (
     "think_time", "timeout", "max_rate", "pipelining", "workers", "stop_when_error_rate",
+    "shards",
 )  # fmt: skip
 # Percent of a stress step's requests failing at which the target counts as broken.
 STRESS_BREAKING_ERROR_RATE = 50.0
@@ -280,6 +281,8 @@ def plan_scenario(
         scenario = Scenario.model_validate(fields)
     except ValidationError as exc:
         raise ConfigError(f"scenarios.{name}: {format_validation(exc)}") from None
+    if scenario.shards > 1 and tool != "k6":
+        raise ConfigError(f"scenarios.{name}.shards: only k6 runs sharded, not {tool}")
     return PlannedScenario(
         scenario=scenario,
         tool=tool,
