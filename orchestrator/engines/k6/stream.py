@@ -387,14 +387,16 @@ class _LineParser:
         self.pending = (number, self._why)
 
 
-def read_raw(path: Path, *, partial_ok: bool = False) -> Tally:
+def read_raw(path: Path, *, partial_ok: bool = False, reader: StreamReader | None = None) -> Tally:
     """Stream a raw k6 JSON output (.json or .gz) into a Tally.
 
     A malformed line is a ParseError naming the line. A file cut short (k6 stopped
     mid-write, or a truncated copy) is a ParseError too, unless ``partial_ok`` (the run
     was interrupted): then what was read is kept and ``tally.truncated`` says where it ended.
     """
-    reader = StreamReader()
+    # A caller may pass its own reader (e.g. one that keeps each second's values to merge
+    # several raw outputs exactly).
+    reader = reader or StreamReader()
     tally = reader.tally
     parser = _LineParser(path, reader)
     with _open_lines(path) as stream:
