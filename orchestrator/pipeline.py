@@ -87,6 +87,8 @@ class SingleRun:
     container: str | None = None
     target_cmd: str | None = None
     sample_interval: float = 1.0
+    shards: int = 1
+    agents: list[str] = field(default_factory=list)
     name: str = "run"
     report_dir: Path = Path("load-reports")
     quiet: bool = False
@@ -136,6 +138,7 @@ class SingleRun:
                 workers=self.workers,
                 timeout=self.timeout,
                 max_rate=None if self.open_model else self.rate,
+                shards=self.shards,
             )
         except ValidationError as exc:
             raise ConfigError(format_validation(exc)) from exc
@@ -205,9 +208,13 @@ def measure_single(request: SingleRun) -> tuple[LoadTestResult | None, Path]:
     scenario = request.scenario()
     specs = [sla.parse_threshold(text, scope="scenario") for text in request.thresholds]
     require_tool(request.tool, scenario)
+    if scenario.shards > 1 or request.agents:
+        from orchestrator.sharding import check_shardable
+
+        check_shardable(request.tool, scenario, request.agents)
     target_spec = request.target_spec()  # bad target options fail before a report dir exists
     run_dir = new_run_dir(request.report_dir, request.name)
-    settings = RunSettings(sample_interval=request.sample_interval)
+    settings = RunSettings(sample_interval=request.sample_interval, agents=request.agents)
     if request.quiet:
         settings.sink = None
     results: list[LoadTestResult] = []

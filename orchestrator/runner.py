@@ -13,7 +13,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,6 +42,8 @@ class RunSettings:
     sink: OutputSink | None = process.write_to_stderr
     # Show a progress line (live figures) instead of the tool's raw output.
     progress: bool = False
+    # `orchestrate agent` URLs that run a sharded k6 scenario's shards (else: this machine).
+    agents: list[str] = field(default_factory=list)
 
 
 def run_scenario(
@@ -56,6 +58,10 @@ def run_scenario(
     """Run ``scenario`` with ``tool``, judge ``thresholds`` and save ``workdir/result.json``;
     never loses a result."""
     settings = settings or RunSettings()
+    if scenario.shards > 1 or settings.agents:
+        from orchestrator.sharding import run_sharded
+
+        return run_sharded(scenario, tool, workdir, target, settings, unsampled_reason, thresholds)
     adapter = check_supports(tool, scenario)
     # The tool runs with cwd=workdir: a relative path in its argv would be taken from there.
     workdir = workdir.resolve()
