@@ -18,6 +18,7 @@ import random
 import secrets
 import socket
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -140,6 +141,24 @@ class FaultInjectionMiddleware:
         await self.app(scope, receive, send)
 
 
+class PeerCounter:
+    """Counts HTTP requests and WebSocket connections by client address (``GET /peers``).
+
+    Lets a test with several load generators check that each of them really reached the
+    target. Pure ASGI and outermost, so every request counts, faults or not.
+    """
+
+    def __init__(self, app: ASGIApp, counts: Counter[str]) -> None:
+        self.app = app
+        self.counts = counts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            client = scope.get("client")
+            self.counts[str(client[0]) if client else "unknown"] += 1
+        await self.app(scope, receive, send)
+
+
 def _error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -197,6 +216,7 @@ class ReferenceTarget:
     def __init__(self, settings: TargetSettings) -> None:
         self.settings = settings
         self.faults = Faults(settings)
+        self.peers: Counter[str] = Counter()
         self._db: Database | None = None
 
     @property
@@ -228,6 +248,9 @@ class ReferenceTarget:
 
     async def health(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def peer_counts(self, _request: Request) -> Response:
+        return JSONResponse({"peers": dict(self.peers)})
 
     async def login(self, request: Request) -> Response:
         data = await _json_object(request)
@@ -350,6 +373,7 @@ def create_app(settings: TargetSettings) -> Starlette:
     target = ReferenceTarget(settings)
     routes = [
         Route("/health", target.health, methods=["GET"]),
+        Route("/peers", target.peer_counts, methods=["GET"]),
         Route("/api/auth/login", target.login, methods=["POST"]),
         Route("/api/session/start", target.session_start, methods=["POST"]),
         Route("/api/livekit/token", target.livekit_token, methods=["POST"]),
@@ -361,7 +385,10 @@ def create_app(settings: TargetSettings) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(FaultInjectionMiddleware, faults=target.faults)],
+        middleware=[
+            Middleware(PeerCounter, counts=target.peers),
+            Middleware(FaultInjectionMiddleware, faults=target.faults),
+        ],
         lifespan=target.lifespan,
     )
     app.state.target = target
