@@ -28,8 +28,10 @@ app = typer.Typer(
 )
 tools_app = typer.Typer(help="Install and check the load tools.", no_args_is_help=True)
 target_app = typer.Typer(help="The reference target service.", no_args_is_help=True)
+k8s_app = typer.Typer(help="Run a scenario on Kubernetes with k6-operator.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
 app.add_typer(target_app, name="target")
+app.add_typer(k8s_app, name="k8s")
 
 DEFAULT_URL = "http://127.0.0.1:8000/health"
 ReportDir = Annotated[
@@ -91,6 +93,14 @@ def run(
     name: Annotated[str, typer.Option("--name", help="Scenario name in the report.")] = "run",
     report_dir: ReportDir = Path("load-reports"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide the tool's output.")] = False,
+    shards: Annotated[
+        int,
+        typer.Option("--shards", min=1, max=64, help="k6: split the load over N k6 instances."),
+    ] = 1,
+    agent: Annotated[
+        list[str] | None,
+        typer.Option("--agent", help="k6: run the shards on `orchestrate agent` URLs (repeat)."),
+    ] = None,
 ) -> None:
     """Run one load test and write its result into a report directory."""
     from orchestrator import pipeline
@@ -115,6 +125,8 @@ def run(
         container=container,
         target_cmd=target_cmd,
         sample_interval=sample_interval,
+        shards=shards,
+        agents=agent or [],
         name=name,
         report_dir=report_dir,
         quiet=quiet,
@@ -243,6 +255,87 @@ def target_serve(
     if max_in_flight is not None:
         argv += ["--max-in-flight", str(max_in_flight)]
     raise typer.Exit(target_main.main(argv))
+
+
+@app.command()
+def merge(
+    files: Annotated[
+        list[Path], typer.Argument(help="result.json / summary.json files, or raw k6 outputs.")
+    ],
+    approximate: Annotated[
+        bool,
+        typer.Option("--approximate", help="Merge results without histograms as labelled ranges."),
+    ] = False,
+    name: Annotated[str | None, typer.Option("--name", help="Scenario name of the result.")] = (
+        None
+    ),
+    report_dir: ReportDir = Path("load-reports"),
+) -> None:
+    """Merge results of several machines (or k6 instances) into one result and report."""
+    from orchestrator.merge import merge_command
+
+    raise typer.Exit(
+        merge_command(files, approximate=approximate, report_dir=report_dir, name=name)
+    )
+
+
+@k8s_app.command("render")
+def k8s_render(
+    scenario: Annotated[str, typer.Argument(help="A built-in or config scenario.")],
+    parallelism: Annotated[
+        int, typer.Option("--parallelism", min=1, max=64, help="k6 runner pods.")
+    ],
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Config file (default ./orchestrate.yaml).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the manifests.")] = Path("k8s"),
+    namespace: Annotated[str | None, typer.Option("--namespace")] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="k6 image (default: grafana/k6 at our k6).")
+    ] = None,
+    claim: Annotated[
+        str | None,
+        typer.Option("--claim", help="An existing ReadWriteMany claim for the raw outputs."),
+    ] = None,
+    separate: Annotated[
+        bool, typer.Option("--separate", help="One runner per node (TestRun separate).")
+    ] = False,
+    crd: Annotated[
+        Path | None, typer.Option("--crd", help="Check the TestRun against this CRD file.")
+    ] = None,
+) -> None:
+    """Write a k6-operator TestRun, its script ConfigMap and a results claim for SCENARIO."""
+    from orchestrator.k8s import render_command
+
+    raise typer.Exit(
+        render_command(
+            scenario,
+            parallelism,
+            config_path=config,
+            out_dir=out,
+            namespace=namespace,
+            image=image,
+            claim=claim,
+            separate=separate,
+            crd=crd,
+        )
+    )
+
+
+@app.command()
+def agent(
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT to serve on (no default: say where).")
+    ],
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option("--allow-host", help="A non-loopback host shards may load (repeatable)."),
+    ] = None,
+) -> None:
+    """Run k6 shards handed over by a coordinator (`orchestrate run --agent URL`)."""
+    from orchestrator.agent import serve
+
+    raise typer.Exit(serve(listen, allow_host or []))
 
 
 def main(argv: list[str] | None = None) -> int:
