@@ -219,9 +219,10 @@ class RunningTool:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        """Interrupt the group (then terminate, then kill); the run counts as interrupted."""
-        self.interrupted = True
+        """Interrupt the group (then terminate, then kill); a run still going when asked
+        counts as interrupted."""
         if self.proc.poll() is None:
+            self.interrupted = True
             stop_process_group(self.proc)
 
     def wait(self, timeout: float) -> ToolRun:

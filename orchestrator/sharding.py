@@ -64,6 +64,8 @@ class Shard(Protocol):
 
     def wait(self, timeout: float) -> ShardOutcome: ...
 
+    def close(self) -> None: ...
+
 
 def shard_count(scenario: Scenario, agents: Sequence[str]) -> int:
     """``scenario.shards``; with agents and no count, one shard per agent."""
@@ -123,12 +125,16 @@ def _wait_all(shards: Sequence[Shard], timeout: float) -> list[ShardOutcome]:
     return outcomes
 
 
+def run_timeout(scenario: Scenario) -> float:
+    """Seconds a released shard may run: the shape, the graceful stop and the usual grace."""
+    return scenario.shape.total_duration + k6.graceful_seconds(scenario) + DEFAULT_GRACE
+
+
 def _make_shards(
-    scenario: Scenario, workdir: Path, script: Path, settings: RunSettings, t0: float
+    scenario: Scenario, script: Path, workdir: Path, settings: RunSettings, t0: float
 ) -> list[Shard]:
     n = shard_count(scenario, settings.agents)
     sequence = segment_sequence(n)
-    timeout = scenario.shape.total_duration + k6.graceful_seconds(scenario) + DEFAULT_GRACE
     config = shard_config(scenario, n)
     shards: list[Shard] = []
     for index, segment in enumerate(segments(n)):
@@ -143,7 +149,7 @@ def _make_shards(
                     sequence,
                     config,
                     folder,
-                    timeout=timeout,
+                    timeout=run_timeout(scenario),
                     sample_interval=settings.sample_interval,
                 )
             )
@@ -180,25 +186,25 @@ def run_sharded(
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     private = make_private_dir()
+    # Every shard runs the same script; the segment arguments alone tell them apart.
     script_text = k6.render_script(shard_config(scenario, shard_count(scenario, settings.agents)))
     script, _ = write_tool_config(
         private, workdir, k6.SCRIPT_NAME, script_text, scenario_secrets(scenario)
     )
     t0 = time.monotonic()
-    shards = _make_shards(scenario, workdir, script, settings, t0)
+    shards = _make_shards(scenario, script, workdir, settings, t0)
     sampler = target.sampler(settings.sample_interval, t0) if target is not None else None
     started = datetime.now(UTC)
     outcomes: list[ShardOutcome] = []
     try:
         if sampler is not None:
             sampler.start()
-        outcomes = _start_release_wait(shards, scenario)
+        outcomes = _start_release_wait(shards, run_timeout(scenario))
     finally:
         if sampler is not None:
             sampler.stop()
         for shard in shards:
-            if isinstance(shard, AgentShard):
-                shard.close()
+            shard.close()
         shutil.rmtree(private, ignore_errors=True)
     ended = datetime.now(UTC)
     result = merge_outcomes(scenario, shards, outcomes, started, ended, workdir)
@@ -210,8 +216,8 @@ def run_sharded(
     return result
 
 
-def _start_release_wait(shards: list[Shard], scenario: Scenario) -> list[ShardOutcome]:
-    timeout = scenario.shape.total_duration + k6.graceful_seconds(scenario) + DEFAULT_GRACE
+def _start_release_wait(shards: list[Shard], timeout: float) -> list[ShardOutcome]:
+    """Start all (in parallel), release all together, wait; Ctrl-C or a failure stops all."""
     try:
         failures = _on_all(shards, lambda s: s.start())
         if not failures:

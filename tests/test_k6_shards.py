@@ -297,3 +297,18 @@ def test_agent_needs_an_explicit_address() -> None:
     for bad in ("7000", ":7000", "host:", "host:99999"):
         with pytest.raises(ConfigError):
             parse_listen(bad)
+
+
+def test_a_config_scenario_can_be_sharded_on_k6_only() -> None:
+    from orchestrator.config import parse_config
+    from orchestrator.suites import plan_scenario, resolve_scenario
+
+    config = parse_config(
+        {"scenarios": {"wide": {"tool": "k6", "users": 40, "hold": 5, "shards": 4}}}
+    )
+    planned = plan_scenario("wide", resolve_scenario("wide", config), config)
+    assert planned.scenario.shards == 4
+    other = parse_config({"scenarios": {"wide": {"tool": "autocannon", "users": 4, "hold": 5,
+                                                 "shards": 2}}})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"scenarios\.wide\.shards: only k6"):
+        plan_scenario("wide", resolve_scenario("wide", other), other)

@@ -254,6 +254,9 @@ class LocalShard:
         if tool is not None:
             tool.stop()
 
+    def close(self) -> None:
+        """Nothing to release: the shard's files are the report's."""
+
     def wait(self, timeout: float) -> ShardOutcome:
         if self.tool is None:
             return ShardOutcome(None, None, failure="never started")
