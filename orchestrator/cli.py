@@ -15,6 +15,7 @@ import click
 import typer
 
 from orchestrator import interrupts
+from orchestrator.cli_scale import register_scale_commands
 from orchestrator.engines import known_tools
 from orchestrator.errors import ConfigError, ExitCode, FatalError
 from orchestrator.options import RunOptions
@@ -113,6 +114,8 @@ def run(
         list[str] | None, typer.Option("--allow-host", help=_help("allow_hosts"))
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help=_help("json_output"))] = False,
+    shards: Annotated[int, typer.Option("--shards", help=_help("shards"))] = DEFAULTS.shards,
+    agents: Annotated[list[str] | None, typer.Option("--agent", help=_help("agents"))] = None,
 ) -> None:
     """Run one load test and write its result into a report directory."""
     # The parameters are the fields of RunOptions, by name: the options are built once here
@@ -298,6 +301,10 @@ def target_serve(
     if max_in_flight is not None:
         argv += ["--max-in-flight", str(max_in_flight)]
     raise typer.Exit(target_main.main(argv))
+
+
+# Beyond one machine: merge, agent and k8s render live in their own module.
+register_scale_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -143,6 +143,9 @@ class ScenarioConfig(Strict):
     stop_when_error_rate: float | None = Field(
         default=None, gt=0, le=100, description="Percent; see Scenario.stop_when_error_rate."
     )
+    shards: int | None = Field(
+        default=None, ge=1, le=64, description="k6 only: instances sharing the load."
+    )
 
     @model_validator(mode="after")
     def one_shape(self) -> ScenarioConfig:

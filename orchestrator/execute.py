@@ -13,7 +13,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator import interrupts, process
@@ -41,6 +41,8 @@ class RunSettings:
     sink: OutputSink | None = process.write_to_stderr
     # Show a progress line (live figures) instead of the tool's raw output.
     progress: bool = False
+    # `orchestrate agent` URLs that run a sharded k6 scenario's shards (else: this machine).
+    agents: list[str] = field(default_factory=list)
 
 
 def run_scenario(

@@ -172,6 +172,28 @@ class GeneratorUsage(Model):
     series: list[ResourceSample] = Field(default_factory=list)
 
 
+class ShardSummary(Model):
+    """One k6 instance of a sharded run (an execution segment), with its own counts."""
+
+    index: int = Field(description="0-based shard number.")
+    segment: str | None = Field(
+        default=None, description="k6 --execution-segment, e.g. '1/2:1'; None: not known."
+    )
+    host: str = Field(description="Where it ran: 'local', an agent's URL, or a merged file.")
+    total_requests: int | None
+    failed_requests: int | None
+    throughput: float | None = Field(description="This shard's requests per second.")
+    generator: GeneratorUsage | None = Field(
+        default=None, description="This shard's k6 CPU (its series left out)."
+    )
+    saturated: bool = Field(
+        default=False, description="Its k6 ran at the CPU it could use: its numbers may be k6's."
+    )
+    status: Status
+    status_detail: str | None = None
+    raw_output: str | None = None
+
+
 class CapacityLimits(Model):
     max_concurrency: int | None = None
     max_throughput: float | None = None
@@ -289,6 +311,10 @@ class LoadTestResult(Model):
         default=None,
         description="Trend verdict on the target's memory, threads and open files "
         "(orchestrator.conclusions.leak); gate on leak.memoryLeak.",
+    )
+    shards: list[ShardSummary] = Field(
+        default_factory=list,
+        description="A sharded run's k6 instances; the result's numbers merge them exactly.",
     )
     started_at: datetime
     ended_at: datetime

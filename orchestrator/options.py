@@ -102,6 +102,13 @@ class RunOptions(BaseModel):
     name: str = Field("run", description="Scenario name in the report.")
     report_dir: Path = Field(Path("load-reports"), description="Where report directories go.")
     quiet: bool = Field(False, description="Hide the tool's output.")
+    shards: int = Field(
+        1, ge=1, le=64, description="k6: split the load over N k6 instances, merged exactly."
+    )
+    agents: list[str] = Field(
+        default_factory=list,
+        description="k6: run the shards on these `orchestrate agent` URLs (repeatable).",
+    )
     json_output: bool = Field(
         False, description="Print summary.json to stdout (tables go to stderr), for scripts."
     )
@@ -206,6 +213,7 @@ class RunOptions(BaseModel):
                 workers=self.workers,
                 timeout=self.timeout,
                 max_rate=None if self.open_model else self.rate,
+                shards=self.shards,
             )
         except ValidationError as exc:
             raise ConfigError(format_validation(exc)) from exc

@@ -29,6 +29,7 @@ from orchestrator.sla import ThresholdSpec
 # Scenario fields a config scenario passes to the Scenario as they are.
 PASSED_THROUGH = (
     "think_time", "timeout", "max_rate", "pipelining", "workers", "stop_when_error_rate",
+    "shards",
 )  # fmt: skip
 
 
@@ -168,6 +169,13 @@ def plan_scenario(
         scenario = Scenario.model_validate(fields)
     except ValidationError as exc:
         raise ConfigError(f"scenarios.{name}: {format_validation(exc)}") from None
+    if scenario.shards > 1:
+        from orchestrator.sharding import check_shardable
+
+        try:
+            check_shardable(tool, scenario)
+        except ConfigError as exc:
+            raise ConfigError(f"scenarios.{name}.shards: {exc}") from None
     return PlannedScenario(
         scenario=scenario,
         tool=tool,

@@ -167,6 +167,124 @@ def stop_process_group(
     proc.poll()
 
 
+class RunningTool:
+    """A tool started in its own process group, not yet waited for.
+
+    For runs that start several tools and release them together (k6 shards): each is
+    started, then :meth:`wait`-ed with its own deadline; :meth:`stop` interrupts one from
+    another thread (e.g. on Ctrl-C in the main thread) with the same escalation as a timeout.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        sink: OutputSink | None = write_to_stderr,
+    ) -> None:
+        self.argv = [str(a) for a in argv]
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        full_env = dict(os.environ if env is None else env)
+        self.started = datetime.now(UTC)
+        self.interrupted = False
+        self.timed_out = False
+        self._log = log_path.open("wb")
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._log.close()
+            name = Path(self.argv[0]).name
+            raise ToolError(f"cannot start {name}: {exc.strerror or exc}") from exc
+        assert self.proc.stdout is not None
+        self._pump = _Pump(self.proc.stdout, self._log, sink)
+        self._pump.start()
+        self._finished: ToolRun | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        """Interrupt the group (then terminate, then kill); a run still going when asked
+        counts as interrupted."""
+        if self.proc.poll() is None:
+            self.interrupted = True
+            stop_process_group(self.proc)
+
+    def wait(self, timeout: float) -> ToolRun:
+        """Wait up to ``timeout`` s; past it, stop the group. Ctrl-C stops it too and is
+        reported as ``interrupted``, not raised."""
+        name = Path(self.argv[0]).name
+        try:
+            self.proc.wait(timeout=max(timeout, 0.0))
+        except subprocess.TimeoutExpired:
+            self.timed_out = True
+            LOG.warning("%s ran past its %.0f s limit; stopping it", name, timeout)
+            stop_process_group(self.proc)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            # Bounded (interrupt, terminate, kill): a second signal must not cut the tool
+            # off before it has written what it measured.
+            with interrupts.shielded():
+                stop_process_group(self.proc)
+        return self.finish()
+
+    def finish(self) -> ToolRun:
+        """Make sure the group is gone, close the log; the run (once, then the same)."""
+        with self._lock:
+            if self._finished is not None:
+                return self._finished
+            proc = self.proc
+            if proc.poll() is None:
+                stop_process_group(proc, signal.SIGKILL)
+            elif _group_alive(proc.pid):
+                # The tool exited but left children in its group: they go too.
+                stop_process_group(proc, signal.SIGTERM)
+            self._pump.join(timeout=5)
+            assert proc.stdout is not None
+            proc.stdout.close()
+            self._log.close()
+            self._finished = ToolRun(
+                argv=self.argv,
+                returncode=proc.returncode,
+                started=self.started,
+                ended=datetime.now(UTC),
+                log_path=self.log_path,
+                interrupted=self.interrupted,
+                timed_out=self.timed_out,
+                pid=proc.pid,
+                tail=list(self._pump.tail),
+            )
+            return self._finished
+
+
+def start_tool(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    sink: OutputSink | None = write_to_stderr,
+) -> RunningTool:
+    """Start a tool in its own process group and return at once (see :class:`RunningTool`)."""
+    return RunningTool(argv, log_path=log_path, env=env, cwd=cwd, sink=sink)
+
+
 def run_tool(
     argv: Sequence[str],
     *,
@@ -182,57 +300,14 @@ def run_tool(
     A ``KeyboardInterrupt`` stops the tool's group and is reported as ``interrupted`` in the
     returned run; the caller decides whether to re-raise after saving what was measured.
     """
-    args = [str(a) for a in argv]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    full_env = dict(os.environ if env is None else env)
-    started = datetime.now(UTC)
-    with log_path.open("wb") as log:
-        try:
-            proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=full_env,
-                cwd=cwd,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise ToolError(f"cannot start {Path(args[0]).name}: {exc.strerror or exc}") from exc
-        assert proc.stdout is not None
-        pump = _Pump(proc.stdout, log, sink)
-        pump.start()
-        interrupted = timed_out = False
-        try:
-            if on_start is not None:
-                on_start(proc.pid)
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            LOG.warning("%s ran past its %.0f s limit; stopping it", Path(args[0]).name, timeout)
-            stop_process_group(proc)
-        except KeyboardInterrupt:
-            interrupted = True
-            # Bounded (interrupt, terminate, kill): a second signal must not cut the tool
-            # off before it has written what it measured.
-            with interrupts.shielded():
-                stop_process_group(proc)
-        finally:
-            if proc.poll() is None:
-                stop_process_group(proc, signal.SIGKILL)
-            elif _group_alive(proc.pid):
-                # The tool exited but left children in its group: they go too.
-                stop_process_group(proc, signal.SIGTERM)
-            pump.join(timeout=5)
-            proc.stdout.close()
-    return ToolRun(
-        argv=args,
-        returncode=proc.returncode,
-        started=started,
-        ended=datetime.now(UTC),
-        log_path=log_path,
-        interrupted=interrupted,
-        timed_out=timed_out,
-        pid=proc.pid,
-        tail=list(pump.tail),
-    )
+    tool = start_tool(argv, log_path=log_path, env=env, cwd=cwd, sink=sink)
+    try:
+        if on_start is not None:
+            on_start(tool.pid)
+        return tool.wait(timeout)
+    except KeyboardInterrupt:
+        # Ctrl-C inside on_start: the tool goes, the run says so.
+        tool.stop()
+        return tool.finish()
+    finally:
+        tool.finish()

@@ -149,6 +149,12 @@ class Scenario(Strict):
         default=None, gt=0, description="Cap on total requests per second (closed model)."
     )
     think_time: float = Field(default=0.0, ge=0, description="Pause between a user's requests (s).")
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="k6 instances sharing the load (execution segments), merged exactly.",
+    )
     stop_when_error_rate: float | None = Field(
         default=None,
         gt=0,

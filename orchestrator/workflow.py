@@ -240,14 +240,17 @@ def run_scenarios(
         if url_port(scenario.base_url) != service:
             # Another server (a database scenario's): sample the one at its address.
             sampled, why = locate_target(None, scenario.base_url)
-        result = run_scenario(
+        run = run_scenario
+        if scenario.shards > 1 or job.settings.agents:
+            from orchestrator.sharding import run_sharded as run
+        result = run(
             scenario,
             planned.tool,
             outcome.run_dir / scenario.name,
             sampled,
             job.settings,
-            unsampled_reason=why,
-            thresholds=planned.thresholds,
+            why,
+            planned.thresholds,
         )
         outcome.results.append(result)
         if result.status is Status.INTERRUPTED:

@@ -68,6 +68,28 @@ def _quota_note(usage: ResourceUsage) -> str:
     return note
 
 
+def shard_rows(result: LoadTestResult) -> list[tuple[str, str]]:
+    """One row per k6 instance of a sharded run (or merged input), its own counts and CPU."""
+    rows = []
+    for shard in result.shards:
+        where = ", ".join(part for part in (shard.segment, shard.host) if part)
+        gen = shard.generator
+        cpu = ""
+        if gen is not None:
+            mean, most = fmt_num(gen.cpu_percent_mean), fmt_num(gen.cpu_percent_max)
+            cpu = f", k6 cpu mean {mean} %, max {most} %"
+        flag = "  SATURATED: this shard's numbers measured its k6" if shard.saturated else ""
+        status = "" if shard.status.value == "completed" else f", {shard.status.value}"
+        rows.append(
+            (
+                f"shard {shard.index} ({where})",
+                f"{fmt_int(shard.total_requests)} req, {fmt_int(shard.failed_requests)} failed, "
+                f"{fmt_num(shard.throughput, 1, ' req/s')}{cpu}{status}{flag}",
+            )
+        )
+    return rows
+
+
 def summary_rows(result: LoadTestResult) -> list[tuple[str, str]]:
     """(label, value) pairs shown for one result, in reading order."""
     rt = result.response_time
@@ -142,6 +164,7 @@ def summary_rows(result: LoadTestResult) -> list[tuple[str, str]]:
                 f"of {gen.cpu_capacity_percent:.0f} %{flag}",
             )
         )
+    rows.extend(shard_rows(result))
     rows.extend(("SLA", fmt_threshold(check)) for check in result.thresholds)
     if result.raw_output:
         rows.append(("raw output", result.raw_output))

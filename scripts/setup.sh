@@ -63,4 +63,15 @@ if ! command -v dockerd >/dev/null || ! has_static_busybox; then
     echo "  Debian/Ubuntu: sudo apt-get install docker.io busybox-static" >&2
   fi
 fi
+# iproute2 (`ip netns`, veth): the multi-host k6 test makes private network namespaces.
+if ! command -v ip >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing iproute2 with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
+  else
+    echo "setup: ip (iproute2) not found: the multi-host k6 test needs it." >&2
+    echo "  Debian/Ubuntu: sudo apt-get install iproute2" >&2
+  fi
+fi
 "$venv/bin/orchestrate" tools install

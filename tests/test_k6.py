@@ -20,6 +20,7 @@ from orchestrator.engines import k6
 from orchestrator.engines.base import DEFAULT_GRACE
 from orchestrator.engines.k6 import output as parser
 from orchestrator.engines.k6 import stream as k6_stream
+from orchestrator.engines.k6.errors import error_kind
 from orchestrator.errors import ConfigError, ParseError
 from orchestrator.models import LoadTestResult, Status
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage, WsFlow, WsMessage
@@ -392,13 +393,13 @@ def test_connection_levels_follow_opens_and_closes() -> None:
 
 
 def test_error_codes_map_to_kinds() -> None:
-    assert k6_stream.error_kind("1212", "0") == "connection_refused"
-    assert k6_stream.error_kind("1050", "0") == "timeout"
-    assert k6_stream.error_kind("1211", "0") == "timeout"
-    assert k6_stream.error_kind("1220", "0") == "connection_reset"
-    assert k6_stream.error_kind("1503", "503") == "non_2xx"
-    assert k6_stream.error_kind("1101", "0") == "dns"
-    assert k6_stream.error_kind(None, "404") == "non_2xx"
+    assert error_kind("1212", "0") == "connection_refused"
+    assert error_kind("1050", "0") == "timeout"
+    assert error_kind("1211", "0") == "timeout"
+    assert error_kind("1220", "0") == "connection_reset"
+    assert error_kind("1503", "503") == "non_2xx"
+    assert error_kind("1101", "0") == "dns"
+    assert error_kind(None, "404") == "non_2xx"
 
 
 # ---- real k6 runs against the reference target ----

@@ -17,6 +17,10 @@ def secret_header_values(headers: dict[str, str]) -> tuple[str, ...]:
 def plan_run(options: RunOptions, view: View = "results") -> Job:
     """The job of one load test; ConfigError (nothing started) if the options cannot run."""
     planned = options.planned()
+    if planned.scenario.shards > 1 or options.agents:
+        from orchestrator.sharding import check_shardable
+
+        check_shardable(planned.tool, planned.scenario, options.agents)
     return Job(
         suite=Suite(name=planned.name, scenarios=[planned], suite_thresholds=[]),
         title=f"orchestrate run: {planned.name}",
@@ -28,6 +32,7 @@ def plan_run(options: RunOptions, view: View = "results") -> Job:
         settings=RunSettings(
             sample_interval=options.sample_interval,
             sink=None if options.quiet else process.write_to_stderr,
+            agents=list(options.agents),
         ),
         view=view,
         secrets=secret_header_values(options.headers),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.reference_target.app import LEAKED, TargetSettings, create_app, serve
+from orchestrator.reference_target.app import create_app, serve
+from orchestrator.reference_target.faults import LEAKED, TargetSettings
 
 __all__ = ["LEAKED", "TargetSettings", "create_app", "serve"]

@@ -7,7 +7,8 @@ import logging
 import sys
 
 from orchestrator.errors import ExitCode
-from orchestrator.reference_target.app import TargetSettings, serve
+from orchestrator.reference_target.app import serve
+from orchestrator.reference_target.faults import TargetSettings
 
 LOG = logging.getLogger(__name__)
 

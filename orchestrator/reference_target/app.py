@@ -11,14 +11,11 @@ import contextlib
 import hmac
 import json
 import logging
-import math
-import random
 import secrets
 import socket
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import uvicorn
@@ -29,133 +26,24 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from orchestrator.reference_target.db import Database, hash_password
+from orchestrator.reference_target.faults import (
+    FaultInjectionMiddleware,
+    Faults,
+    PeerCounter,
+    TargetSettings,
+    error_response,
+)
 from orchestrator.reference_target.tokens import sign_token, verify_token
 
 LOG = logging.getLogger(__name__)
 
-# Module-level on purpose: a leak must outlive any one app instance, like a real global cache.
-LEAKED: list[bytes] = []
-
-API_PREFIX = "/api/"
 LOGIN_TOKEN_TTL_S = 24 * 3600
 LIVEKIT_TOKEN_TTL_S = 3600
 MAX_SLOW_MS = 60_000.0
 GRACEFUL_SHUTDOWN_S = 2
-
-
-@dataclass(frozen=True)
-class TargetSettings:
-    latency_ms: float = 0
-    latency_jitter_ms: float = 0
-    error_rate: float = 0.0
-    max_in_flight: int | None = None
-    leak_bytes_per_request: int = 0
-    db_path: str | None = None
-    require_auth: bool = False
-    secret: str = "reference-target-secret"  # noqa: S105 - signs fake tokens for a test service
-
-    def __post_init__(self) -> None:
-        if self.latency_ms < 0 or self.latency_jitter_ms < 0:
-            raise ValueError("latency and jitter must be >= 0 ms")
-        if not 0.0 <= self.error_rate <= 1.0:
-            raise ValueError("error rate must be between 0 and 1")
-        if self.max_in_flight is not None and self.max_in_flight < 1:
-            raise ValueError("max in flight must be >= 1")
-        if self.leak_bytes_per_request < 0:
-            raise ValueError("leak bytes per request must be >= 0")
-
-
-class Faults:
-    """Injected behaviour shared by every request of one app instance.
-
-    All state is touched only from the event loop thread, so plain integers need no lock.
-    """
-
-    def __init__(self, settings: TargetSettings) -> None:
-        self._settings = settings
-        # Exact fraction so that N requests fail exactly floor(N * rate) times, for any rate.
-        self._rate = Fraction(settings.error_rate).limit_denominator(1_000_000)
-        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
-        self._counted = 0
-        self.in_flight = 0
-
-    def try_admit(self) -> bool:
-        cap = self._settings.max_in_flight
-        if cap is not None and self.in_flight >= cap:
-            return False
-        self.in_flight += 1
-        return True
-
-    def release(self) -> None:
-        self.in_flight -= 1
-
-    def leak(self) -> None:
-        size = self._settings.leak_bytes_per_request
-        if size:
-            # Non-zero fill: zeroed pages may stay unmapped and never show up in RSS.
-            LEAKED.append(b"\x01" * size)
-
-    async def delay(self) -> None:
-        jitter = self._settings.latency_jitter_ms
-        delay_ms = self._settings.latency_ms + (self._rng.uniform(-jitter, jitter) if jitter else 0)
-        if delay_ms > 0:
-            await asyncio.sleep(delay_ms / 1000)
-
-    def next_fails(self) -> bool:
-        self._counted += 1
-        n = self._counted
-        return math.floor(n * self._rate) > math.floor((n - 1) * self._rate)
-
-
-class FaultInjectionMiddleware:
-    """Pure ASGI (not BaseHTTPMiddleware) so the injector itself adds almost no overhead."""
-
-    def __init__(self, app: ASGIApp, faults: Faults) -> None:
-        self.app = app
-        self.faults = faults
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope["path"]).startswith(API_PREFIX):
-            await self.app(scope, receive, send)
-            return
-        if not self.faults.try_admit():
-            await _error(503, "over capacity")(scope, receive, send)
-            return
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self.faults.release()
-
-        async def send_releasing(message: Message) -> None:
-            # The slot is free before the response's last bytes leave: a client that sends
-            # its next request on receiving them must find it free (N users, N slots).
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                release()
-            await send(message)
-
-        try:
-            await self._serve(scope, receive, send_releasing)
-        finally:
-            release()
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.faults.leak()
-        await self.faults.delay()
-        if self.faults.next_fails():
-            await _error(500, "injected failure")(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 async def _json_object(request: Request) -> dict[str, Any] | None:
@@ -178,6 +66,7 @@ class ReferenceTarget:
     def __init__(self, settings: TargetSettings) -> None:
         self.settings = settings
         self.faults = Faults(settings)
+        self.peers: Counter[str] = Counter()
         self._db: Database | None = None
 
     @property
@@ -210,14 +99,17 @@ class ReferenceTarget:
     async def health(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def peer_counts(self, _request: Request) -> Response:
+        return JSONResponse({"peers": dict(self.peers)})
+
     async def login(self, request: Request) -> Response:
         data = await _json_object(request)
         email = data.get("email") if data else None
         password = data.get("password") if data else None
         if not isinstance(email, str) or not isinstance(password, str):
-            return _error(400, "expected JSON with email and password")
+            return error_response(400, "expected JSON with email and password")
         if not await run_in_threadpool(self._check_password, email, password):
-            return _error(401, "invalid credentials")
+            return error_response(401, "invalid credentials")
         claims = {"sub": email, "iat": int(time.time()), "exp": time.time() + LOGIN_TOKEN_TTL_S}
         return JSONResponse({"token": sign_token(claims, self.settings.secret)})
 
@@ -230,14 +122,14 @@ class ReferenceTarget:
     async def session_start(self, request: Request) -> Response:
         allowed, subject = self._authorized(request.headers)
         if not allowed:
-            return _error(401, "missing or invalid bearer token")
+            return error_response(401, "missing or invalid bearer token")
         session_id = await run_in_threadpool(self.db.insert_session, subject)
         return JSONResponse({"sessionId": session_id})
 
     async def livekit_token(self, request: Request) -> Response:
         allowed, subject = self._authorized(request.headers)
         if not allowed:
-            return _error(401, "missing or invalid bearer token")
+            return error_response(401, "missing or invalid bearer token")
         data = await _json_object(request) or {}
         room = data.get("room") if isinstance(data.get("room"), str) else None
         room = room or f"room-{secrets.token_hex(4)}"
@@ -265,15 +157,15 @@ class ReferenceTarget:
         return JSONResponse({"textbooks": textbooks})
 
     async def always_error(self, _request: Request) -> Response:
-        return _error(500, "intentional failure")
+        return error_response(500, "intentional failure")
 
     async def slow(self, request: Request) -> Response:
         try:
             ms = float(request.query_params.get("ms", "0"))
         except ValueError:
-            return _error(400, "ms must be a number")
+            return error_response(400, "ms must be a number")
         if not 0 <= ms <= MAX_SLOW_MS:
-            return _error(400, f"ms must be between 0 and {MAX_SLOW_MS:.0f}")
+            return error_response(400, f"ms must be between 0 and {MAX_SLOW_MS:.0f}")
         await asyncio.sleep(ms / 1000)
         return JSONResponse({"sleptMs": ms})
 
@@ -331,6 +223,7 @@ def create_app(settings: TargetSettings) -> Starlette:
     target = ReferenceTarget(settings)
     routes = [
         Route("/health", target.health, methods=["GET"]),
+        Route("/peers", target.peer_counts, methods=["GET"]),
         Route("/api/auth/login", target.login, methods=["POST"]),
         Route("/api/session/start", target.session_start, methods=["POST"]),
         Route("/api/livekit/token", target.livekit_token, methods=["POST"]),
@@ -342,7 +235,10 @@ def create_app(settings: TargetSettings) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(FaultInjectionMiddleware, faults=target.faults)],
+        middleware=[
+            Middleware(PeerCounter, counts=target.peers),
+            Middleware(FaultInjectionMiddleware, faults=target.faults),
+        ],
         lifespan=target.lifespan,
     )
     app.state.target = target

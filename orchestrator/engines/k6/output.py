@@ -155,9 +155,15 @@ def result_from_tally(
     )
 
 
-def _identity(
-    name: str, protocol: Transport, model: WorkloadModel, target: str, raw: Path
+def make_identity(
+    name: str,
+    protocol: Transport,
+    model: WorkloadModel,
+    target: str,
+    raw: Path,
+    tool_version: str | None = None,
 ) -> build.Identity:
+    """Who ran what: the same for a run, an import and a merge of shards."""
     return build.Identity(
         scenario=name,
         tool=TOOL,
@@ -166,6 +172,7 @@ def _identity(
         latency_measures=WS_MEASURES if protocol == "ws" else HTTP_MEASURES,
         target=target,
         raw_output=raw,
+        tool_version=tool_version,
     )
 
 
@@ -211,7 +218,7 @@ def parse_output(
     metrics = _read_checked_summary(summary, tally)
     duration = _duration(tally, metrics) or (run.elapsed if tally.total else None)
     target = scenario.ws_url if scenario.protocol == "ws" else scenario.base_url
-    identity = _identity(scenario.name, scenario.protocol, scenario.shape.model, target, raw)
+    identity = make_identity(scenario.name, scenario.protocol, scenario.shape.model, target, raw)
     return result_from_tally(
         tally,
         identity=replace(identity, tool_version=tool_version),
@@ -241,7 +248,7 @@ def import_raw(path: Path, summary: Path | None = None) -> LoadTestResult:
         missing["workloadModel"] = "not in k6's output; no dropped_iterations, so assumed closed"
     started = _stamp_time(tally.first_stamp) or datetime.now(UTC)
     protocol: Transport = "ws" if tally.is_ws else "http"
-    identity = _identity(_scenario_name(path), protocol, model, tally.target or "unknown", path)
+    identity = make_identity(_scenario_name(path), protocol, model, tally.target or "unknown", path)
     return result_from_tally(
         tally,
         identity=identity,
@@ -280,7 +287,9 @@ def import_summary(path: Path) -> LoadTestResult:
     concurrency = k6_summary.number(metrics, "vus", "max") or k6_summary.number(
         metrics, "vus_max", "max"
     )
-    identity = _identity(_scenario_name(path), "ws" if is_ws else "http", "closed", "unknown", path)
+    identity = make_identity(
+        _scenario_name(path), "ws" if is_ws else "http", "closed", "unknown", path
+    )
     return build.result(
         replace(identity, concurrency=int(concurrency) if concurrency else None),
         counts,

@@ -24,6 +24,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from orchestrator import histogram as hdr
+from orchestrator.engines.k6.errors import error_kind
 from orchestrator.errors import ParseError
 
 POINT_PREFIX = b'{"metric":"'
@@ -62,38 +63,6 @@ NEEDED_LINE = re.compile(
 CHUNK_BYTES = 1 << 20
 NEWLINE = ord("\n")
 DECODE = json.JSONDecoder().decode
-
-# k6 error codes (lib/netext/httpext/error_codes.go), checked on real runs of k6 1.1.0:
-# refused port -> 1212, request timeout -> 1050, HTTP 500 -> 1500.
-ERROR_CODES = {
-    1000: "other",
-    1010: "connection_error",
-    1020: "invalid_url",
-    1050: "timeout",
-    1201: "broken_pipe",
-    1210: "connection_error",
-    1211: "timeout",
-    1212: "connection_refused",
-    1213: "connection_error",
-    1220: "connection_reset",
-}
-
-
-def error_kind(code: str | None, status: str) -> str:
-    """Our error kind for a failed k6 request (its error_code tag and status)."""
-    number = int(code) if code and code.isdigit() else 0
-    if number in ERROR_CODES:
-        return ERROR_CODES[number]
-    for low, high, kind in (
-        (1100, 1200, "dns"),
-        (1200, 1300, "connection_error"),
-        (1300, 1400, "tls"),
-        (1400, 1600, "non_2xx"),
-        (1600, 1700, "http2"),
-    ):
-        if low <= number < high:
-            return kind
-    return "non_2xx" if status not in ("", "0") else "other"
 
 
 @dataclass
@@ -391,14 +360,16 @@ class _LineParser:
         self.pending = (number, self._why)
 
 
-def read_raw(path: Path, *, partial_ok: bool = False) -> Tally:
+def read_raw(path: Path, *, partial_ok: bool = False, reader: StreamReader | None = None) -> Tally:
     """Stream a raw k6 JSON output (.json or .gz) into a Tally.
 
     A malformed line is a ParseError naming the line. A file cut short (k6 stopped
     mid-write, or a truncated copy) is a ParseError too, unless ``partial_ok`` (the run
     was interrupted): then what was read is kept and ``tally.truncated`` says where it ended.
     """
-    reader = StreamReader()
+    # A caller may pass its own reader (e.g. one that keeps each second's values to merge
+    # several raw outputs exactly).
+    reader = reader or StreamReader()
     tally = reader.tally
     parser = _LineParser(path, reader)
     with _open_lines(path) as stream:
