@@ -2,8 +2,8 @@
 
 Per scenario, and per endpoint where the engine measured endpoints, the change in p50, p95
 and p99 (read from the merged histograms, never from averaged percentiles), throughput,
-error rate, the target's peak memory and mean CPU. A change is a regression only when it is
-both past the metric's tolerance and outside the run-to-run noise: the per-second values of
+error rate, the target's peak memory and CPU time per request. A change is a regression only
+when it is both past the metric's tolerance and outside the run-to-run noise: the per-second values of
 the two runs must differ by a one-sided Mann-Whitney U test (p < 0.01). With too few seconds
 to judge the spread, the tolerance alone decides and the row says so.
 """
@@ -50,7 +50,8 @@ DEFAULT_RULES: dict[str, Rule] = {
         Rule("throughput", "req/s", "lower_is_worse", 10.0, 1.0),
         Rule("errorRate", "%", "higher_is_worse", 0.0, 1.0),
         Rule("memoryPeak", "MB", "higher_is_worse", 20.0, 10.0),
-        Rule("cpuMean", "%", "higher_is_worse", 25.0, 10.0),
+        # CPU per request, not CPU: a target that served more requests used more CPU.
+        Rule("cpuPerRequest", "ms", "higher_is_worse", 30.0, 0.05),
     )
 }
 
@@ -165,6 +166,15 @@ def _latency_seconds(series: list[TimeBucket], key: str) -> list[float]:
     return [v for b in series if (v := getattr(b, key)) is not None]
 
 
+def _cpu_per_request(result: LoadTestResult) -> float | None:
+    """The target's CPU time per completed request (ms of one core)."""
+    usage = result.resource_usage
+    if usage is None or usage.cpu_percent_mean is None or not result.throughput:
+        return None
+    # cpu% of one core = core-ms per 10 ms; per second: cpu% x 10 core-ms.
+    return usage.cpu_percent_mean * 10.0 / result.throughput
+
+
 def _completed(series: list[TimeBucket]) -> list[float]:
     return [float(b.requests - b.errors) for b in series]
 
@@ -228,13 +238,7 @@ class _Rows:
             bu.memory_peak / MB if bu and bu.memory_peak is not None else None,
             nu.memory_peak / MB if nu and nu.memory_peak is not None else None,
         )
-        self.add(
-            "cpuMean",
-            bu.cpu_percent_mean if bu else None,
-            nu.cpu_percent_mean if nu else None,
-            [s.cpu_percent for s in bu.series if s.cpu_percent is not None] if bu else [],
-            [s.cpu_percent for s in nu.series if s.cpu_percent is not None] if nu else [],
-        )
+        self.add("cpuPerRequest", _cpu_per_request(base), _cpu_per_request(new))
 
 
 def compare_runs(base_dir: Path, new_dir: Path, rules: dict[str, Rule] | None = None) -> Comparison:

@@ -387,6 +387,6 @@ def test_container_with_pid_is_a_usage_error_before_any_report(tmp_path: Path) -
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "orchestrate: error: give only one of pid, command, container (got pid, container)"
+        "orchestrate: error: give only one of --pid (pid) and --container (container)"
     ]
     assert not (tmp_path / "reports").exists()
