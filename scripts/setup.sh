@@ -63,4 +63,15 @@ if ! command -v dockerd >/dev/null || ! has_static_busybox; then
     echo "  Debian/Ubuntu: sudo apt-get install docker.io busybox-static" >&2
   fi
 fi
+# Chromium: the report tests open report.html in a headless browser, as a person would.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: chromium not found: the report page tests need it." >&2
+    echo "  Debian/Ubuntu: sudo apt-get install chromium" >&2
+  fi
+fi
 "$venv/bin/orchestrate" tools install
