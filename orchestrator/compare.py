@@ -2,10 +2,11 @@
 
 Per scenario, and per endpoint where the engine measured endpoints, the change in p50, p95
 and p99 (read from the merged histograms, never from averaged percentiles), throughput,
-error rate, the target's peak memory and CPU time per request. A change is a regression only
-when it is both past the metric's tolerance and outside the run-to-run noise: the per-second values of
-the two runs must differ by a one-sided Mann-Whitney U test (p < 0.01). With too few seconds
-to judge the spread, the tolerance alone decides and the row says so.
+error rate, the target's peak memory and CPU time per request. A change is a regression
+only when it is both past the metric's tolerance and outside the run-to-run noise: the
+per-second values of the two runs must differ by a one-sided Mann-Whitney U test
+(p < 0.01). With too few seconds to judge the spread, the tolerance alone decides and the
+row says so.
 """
 
 from __future__ import annotations

@@ -1,97 +1,102 @@
-"""index.html: one self-contained page (inline CSS, plots from plots/) to read a run at a glance."""
+"""report.html: ONE self-contained file to open, mail or attach to a CI run.
+
+Plots are embedded as SVG ``data:`` URIs and the CSS is inline, so the file alone shows
+everything; raw files are linked by paths relative to the report folder (they work while the
+file sits in its folder). The page answers first: the overall verdict, the capacity report,
+the regressions; then per scenario the numbers and plots that back them; then what ran it.
+
+``index.html`` is a tiny redirect to report.html, kept so that a report folder served by a web
+server, and links people already have to ``index.html``, still open the report. The same SVGs
+are also saved under ``plots/`` for use outside the page.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import ExitCode
 from orchestrator.models import LoadTestResult, Threshold
 from orchestrator.redact import redact_text
 from orchestrator.sla import suite_exit_code
-from reports import plots
-from reports.summary import check_verdict, fmt_ms, fmt_num, fmt_threshold, summary_rows
+from reports.findings import baseline_name, capacity_view, change_row, shown_changes
+from reports.plots import Plot
+from reports.run_info import RunInfo, run_rows
+from reports.sections import Section, build_section
+from reports.summary import check_verdict, fmt_threshold, overall
 from reports.summary import verdict_rows as build_verdict_rows
+
+if TYPE_CHECKING:
+    from orchestrator.compare import Comparison
 
 LOG = logging.getLogger(__name__)
 
+REPORT = "report.html"
+INDEX = "index.html"
 VERDICT_CLASS = {"PASS": "pass", "NOT MEASURED": "warn", "SKIPPED": "warn", "INTERRUPTED": "warn"}
-OVERALL = {
-    ExitCode.OK: "PASS",
-    ExitCode.SLA_FAILED: "FAIL: an SLA was not met or could not be measured",
-    ExitCode.USAGE: "USAGE ERROR",
-    ExitCode.TOOL_OR_TARGET_FAILED: "FAILED: a tool or the target failed",
-    ExitCode.INTERRUPTED: "INTERRUPTED",
-}
-
-
-@dataclass
-class Section:
-    """One result's part of the page."""
-
-    anchor: str
-    scenario: str
-    verdict: str
-    rows: list[tuple[str, str]]
-    missing: list[tuple[str, str]]
-    steps: list[dict[str, str]]
-    plots: list[plots.Plot] = field(default_factory=list)
+# Files of the report folder the page links to, when they are there.
+FOLDER_FILES = ("summary.md", "summary.json", "results.csv", "junit.xml")
 
 
 def verdict_class(verdict: str) -> str:
     return VERDICT_CLASS.get(verdict, "fail")
 
 
-def overall_verdict(code: int) -> str:
-    try:
-        return OVERALL[ExitCode(code)]
-    except ValueError:
-        return f"exit code {code}"
+@dataclass
+class Overall:
+    word: str
+    meaning: str
+    css: str
+    tally: str  # "2 of 3 scenarios passed"
 
 
-def step_rows(result: LoadTestResult) -> list[dict[str, str]]:
-    if len(result.steps) < 2:
-        return []
-    return [
-        {
-            "step": str(s.index),
-            "load": f"{s.concurrency:,}",
-            "seconds": f"{s.duration:.1f}",
-            "requests": f"{s.total_requests:,}",
-            "failed": f"{s.failed_requests:,}",
-            "throughput": fmt_num(s.throughput, 1, " req/s"),
-            "p95": fmt_ms(s.response_time.p95),
-            "p99": fmt_ms(s.response_time.p99),
-        }
-        for s in result.steps
-    ]
+def overall_of(code: int, verdicts: Sequence[str]) -> Overall:
+    word, meaning = overall(code)
+    passed = sum(v == "PASS" for v in verdicts)
+    tally = f"{passed} of {len(verdicts)} scenario{'s' if len(verdicts) != 1 else ''} passed"
+    css = {"PASS": "pass", "INTERRUPTED": "warn"}.get(word, "fail")
+    return Overall(word, meaning, css, tally if verdicts else "no scenario ran")
 
 
-def build_sections(
+@dataclass
+class Comparing:
+    baseline: str
+    regressions: int
+    rows: list[dict[str, str]]
+    unmatched: list[str]
+
+
+def comparing(comparison: Comparison | None) -> Comparing | None:
+    if comparison is None:
+        return None
+    rows = [change_row(c) for c in shown_changes(comparison)]
+    return Comparing(
+        baseline_name(comparison), len(comparison.regressions), rows, comparison.unmatched
+    )
+
+
+def figure_sections(
     results: Sequence[LoadTestResult], run_dir: Path, verdicts: Sequence[str], draw: bool
 ) -> list[Section]:
+    from reports.figures import scenario_figures
+
     sections = []
     for index, (result, verdict) in enumerate(zip(results, verdicts, strict=True), start=1):
-        stem = f"{index:02d}-{plots.slug(result.scenario)}"
-        section = Section(
-            anchor=stem,
-            scenario=result.scenario,
-            verdict=verdict,
-            rows=summary_rows(result),
-            missing=sorted(result.missing.items()),
-            steps=step_rows(result),
-        )
+        section = build_section(index, result, verdict, run_dir)
         if draw:
             try:
-                section.plots = plots.plot_result(result, run_dir, stem)
+                section.plots = scenario_figures(result)
             except Exception as exc:
                 LOG.warning(
                     "plots of %s not drawn: %s: %s", result.scenario, type(exc).__name__, exc
                 )
-                section.plots = [plots.Plot("Plots", reason=f"plots failed: {exc}")]
+                section.plots = [Plot("plots", "Plots", reason=f"plots failed: {exc}")]
         sections.append(section)
     return sections
 
@@ -104,9 +109,17 @@ def render_html(
     skipped: dict[str, str] | None = None,
     suite_checks: Sequence[Threshold] = (),
     exit_code: int | None = None,
+    failure: str | None = None,
+    run: RunInfo | None = None,
+    capacity: Mapping[str, Any] | None = None,
+    comparison: Comparison | None = None,
+    secrets: tuple[str, ...] = (),
     draw: bool = True,
-) -> str:
-    """The page's HTML (not yet redacted); draws the plots into run_dir/plots when ``draw``."""
+) -> tuple[str, dict[str, Plot]]:
+    """The page's HTML, redacted, and its drawn plots by file name.
+
+    The text is redacted before the pictures go in: a secret's letters met by chance in
+    base64 must not break a picture (the pictures are drawn from redacted results)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     skipped = skipped or {}
@@ -115,9 +128,14 @@ def render_html(
     suite_plot = None
     if draw:
         try:
-            suite_plot = plots.plot_suite(results, run_dir)
+            from reports.figures import suite_figure
+
+            suite_plot = suite_figure(results)
         except Exception as exc:
             LOG.warning("suite plot not drawn: %s: %s", type(exc).__name__, exc)
+    sections = figure_sections(
+        results, run_dir, [v.verdict for v in verdicts[: len(results)]], draw
+    )
     env = Environment(
         loader=PackageLoader("reports", "templates"),
         autoescape=select_autoescape(["html", "html.j2"], default_for_string=True),
@@ -125,23 +143,64 @@ def render_html(
         lstrip_blocks=True,
     )
     env.filters["verdict_class"] = verdict_class
+    images: dict[str, str] = {}
+
+    def image_src(plot: Plot) -> str:
+        token = uuid.uuid4().hex  # random: no secret redacted below can be part of it
+        images[token] = plot.data_uri
+        return token
+
+    env.globals["image_src"] = image_src
     started = min((r.started_at for r in results), default=None)
-    return env.get_template("report.html.j2").render(
+    html = env.get_template("report.html.j2").render(
         title=title,
         written_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         started_at=started.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if started else None,
-        exit_code=exit_code,
-        overall=overall_verdict(code),
-        overall_class=verdict_class(overall_verdict(code).split(":")[0]),
+        exit_code=code,
+        overall=overall_of(int(code), [v.verdict for v in verdicts]),
+        failure=failure,
+        capacity=capacity_view(capacity) if capacity is not None else None,
+        comparison=comparing(comparison),
         verdicts=verdicts,
         suite_checks=[
             (check_verdict(c), fmt_threshold(c).removeprefix(check_verdict(c) + " "))
             for c in suite_checks
         ],
         suite_plot=suite_plot,
-        sections=build_sections(
-            results, run_dir, [v.verdict for v in verdicts[: len(results)]], draw
-        ),
+        sections=sections,
+        run_rows=run_rows(run) if run is not None else [],
+        run=run,
+        folder_files=[name for name in FOLDER_FILES if (run_dir / name).is_file()],
+    )
+    html = redact_text(html, secrets, keys=False)
+    for token, uri in images.items():
+        html = html.replace(f'src="{token}"', f'src="{uri}"', 1)
+    drawn = {f"{s.anchor}-{p.kind}.svg": p for s in sections for p in s.plots if p.svg}
+    if suite_plot is not None and suite_plot.svg:
+        drawn[f"{suite_plot.kind}.svg"] = suite_plot
+    return html, drawn
+
+
+def redacted(result: LoadTestResult, secrets: tuple[str, ...]) -> LoadTestResult:
+    """The result with secrets masked in every text (names become plot labels, so this is
+    done before drawing); the base64 histograms are left whole so they still decode."""
+    data = result.model_dump(mode="json", by_alias=True)
+    histograms = [data.pop("histogram", None)]
+    for endpoint in data.get("endpoints", []):
+        histograms.append(endpoint.pop("histogram", None))
+    data = json.loads(redact_text(json.dumps(data), secrets, keys=False))
+    data["histogram"] = histograms[0]
+    for endpoint, encoded in zip(data.get("endpoints", []), histograms[1:], strict=True):
+        endpoint["histogram"] = encoded
+    return LoadTestResult.model_validate(data)
+
+
+def redirect_page(title: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+        f'<meta http-equiv="refresh" content="0; url={REPORT}">\n'
+        f"<title>{escape(title)}</title></head>\n"
+        f'<body><p>The report is <a href="{REPORT}">{REPORT}</a>.</p></body></html>\n'
     )
 
 
@@ -150,20 +209,24 @@ def write_html(
     title: str,
     results: Sequence[LoadTestResult],
     *,
-    skipped: dict[str, str] | None = None,
-    suite_checks: Sequence[Threshold] = (),
-    exit_code: int | None = None,
     secrets: tuple[str, ...] = (),
-) -> Path:
-    """Write run_dir/index.html and its plots; the whole page passes through redaction."""
-    # Plot titles carry scenario names: mask secrets there too, before they become pixels.
-    shown = [
-        r.model_copy(update={"scenario": redact_text(r.scenario, secrets, keys=False)})
-        for r in results
-    ]
-    html = render_html(
-        run_dir, title, shown, skipped=skipped, suite_checks=suite_checks, exit_code=exit_code
-    )
-    path = run_dir / "index.html"
-    path.write_text(redact_text(html, secrets, keys=False), encoding="utf-8")
-    return path
+    **options: Any,
+) -> list[Path]:
+    """Write report.html, index.html (a redirect) and plots/*.svg; everything redacted."""
+    shown = [redacted(r, secrets) for r in results] if secrets else list(results)
+    html, drawn = render_html(run_dir, title, shown, secrets=secrets, **options)
+    report = run_dir / REPORT
+    report.write_text(html, encoding="utf-8")
+    index = run_dir / INDEX
+    index.write_text(redact_text(redirect_page(title), secrets, keys=False), encoding="utf-8")
+    written = [report, index]
+    if drawn:
+        folder = run_dir / "plots"
+        try:
+            folder.mkdir(exist_ok=True)
+            for name, plot in drawn.items():
+                assert plot.svg is not None
+                (folder / name).write_bytes(plot.svg)
+        except OSError as exc:  # the page holds them all: the folder is a convenience
+            LOG.warning("plots/ not written: %s", exc)
+    return written

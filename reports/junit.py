@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
 
@@ -43,8 +43,10 @@ def render_junit(
     exit_code: int | None = None,
     secrets: tuple[str, ...] = (),
     hostname: str | None = None,
+    properties: Mapping[str, str] | None = None,
 ) -> str:
-    """The junit.xml text for one run or suite (``title`` is the suite's classname)."""
+    """The junit.xml text for one run or suite (``title`` is the suite's classname);
+    ``properties`` (the run's metadata) are listed after the exit code."""
 
     def clean(text: str) -> str:
         return _NOT_XML.sub("?", redact_text(text, secrets, keys=False))
@@ -82,11 +84,13 @@ def render_junit(
         skipped=str(sum(c.find("skipped") is not None for c in cases)),
         time=_seconds(wall),
     )
-    properties = ET.SubElement(suite, "properties")
+    listed = ET.SubElement(suite, "properties")
     # The Ant schema wants a timestamp without a zone: say which one it is.
-    ET.SubElement(properties, "property", name="timestampZone", value="UTC")
+    ET.SubElement(listed, "property", name="timestampZone", value="UTC")
     if exit_code is not None:
-        ET.SubElement(properties, "property", name="exitCode", value=str(exit_code))
+        ET.SubElement(listed, "property", name="exitCode", value=str(exit_code))
+    for name, value in (properties or {}).items():
+        ET.SubElement(listed, "property", name=name, value=clean(value))
     suite.extend(cases)
     ET.SubElement(suite, "system-out").text = ""
     ET.SubElement(suite, "system-err").text = ""

@@ -1,23 +1,25 @@
-"""PNG plots of results: latency, throughput, resources, capacity per step, suite p95.
+"""Plots of one result as SVG bytes: a timeline on one shared time axis, capacity per step.
 
-matplotlib and pandas are imported inside the functions: importing this module (and so
-``reports.writer``) must not slow ``orchestrate --help``. Missing data is a gap (NaN),
-never a zero; a plot whose data is missing is not drawn and says why instead.
+Every function here is pure (result in, SVG bytes out) so plots can be drawn anywhere, any
+time after the run; matplotlib and pandas are imported inside the functions, never when this
+module (or ``reports.writer``) is imported. Missing data is a gap (NaN), never a zero; a
+panel whose data is missing says why instead of showing an empty frame.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import logging
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from itertools import pairwise
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.models import LoadTestResult
+from reports.summary import units
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,23 +33,65 @@ LOG = logging.getLogger(__name__)
 COLORS = {
     "p50": "#4c72b0", "p95": "#dd8452", "p99": "#8172b3", "requests": "#55a868",
     "errors": "#c44e52", "concurrency": "#7f7f7f", "rss": "#937860", "cpu": "#da8bc3",
-    "generator": "#3a9fbf", "limit": "#c44e52",
+    "generator": "#3a9fbf", "limit": "#c44e52", "pool": "#4c72b0", "waiting": "#c44e52",
 }
 # fmt: on
-SIZE = (9.0, 3.5)  # inches at DPI 100: 900 x 350 px
-DPI = 100
+WIDTH = 9.0  # inches; at the SVG's 72 units per inch the page scales it to its column
+PANEL = 2.0  # inches per panel of the timeline
 MB = 1_000_000
+LATENCY_METRICS = ("min", "mean", "p50", "p90", "p95", "p99", "p999", "max")
 # A trailing bucket shorter than this share of a bucket is too short to be a rate.
 MIN_BUCKET_SHARE = 0.25
+# Above this many points a line has no markers: they would hide the line.
+MARKERS_UP_TO = 60
 
-Draw = Callable[[LoadTestResult, "Figure"], None]
+Draw = Callable[["Figure"], None]
 
 
 @dataclass(frozen=True)
 class Plot:
+    """One picture of the report: SVG bytes, or why there is none."""
+
+    kind: str
     title: str
-    file: str | None = None  # relative to the report directory
-    reason: str | None = None  # why it is not drawn
+    svg: bytes | None = None
+    reason: str | None = None
+
+    @property
+    def data_uri(self) -> str:
+        assert self.svg is not None
+        return "data:image/svg+xml;base64," + base64.b64encode(self.svg).decode("ascii")
+
+
+def render_svg(draw: Draw, height: float, width: float = WIDTH) -> bytes:
+    """Draw on a fresh figure (no pyplot: no global state, safe in any thread) into SVG.
+
+    Text is drawn as paths: the picture looks the same on a machine without the fonts.
+    """
+    import matplotlib as mpl
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+
+    with mpl.rc_context({"svg.fonttype": "path", "svg.hashsalt": "orchestrate"}):
+        fig = Figure(figsize=(width, height), layout="constrained")
+        FigureCanvasSVG(fig)
+        draw(fig)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return buffer.getvalue()
+
+
+def draw_plot(kind: str, title: str, svg: Callable[[], bytes]) -> Plot:
+    """A Plot, or the reason it failed: one broken picture never costs the others."""
+    try:
+        return Plot(kind, title, svg=svg())
+    except Exception as exc:
+        LOG.warning("plot %s not drawn: %s: %s", title, type(exc).__name__, exc)
+        return Plot(kind, title, reason=f"plot failed: {type(exc).__name__}: {exc}")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "result"
 
 
 def why_missing(result: LoadTestResult, keys: Sequence[str], default: str) -> str:
@@ -77,229 +121,262 @@ def per_second_frame(result: LoadTestResult) -> pd.DataFrame:
     return pd.concat([frame, pd.DataFrame({"x": breaks})]).sort_values("x", ignore_index=True)
 
 
-def _style(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
-    ax.set_title(title if len(title) <= 60 else title[:59] + "…", fontsize=11, loc="left")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(visible=True, alpha=0.3)
-    from_zero(ax)
+def nan_for_none(values: Sequence[float | None]) -> list[float]:
+    return [math.nan if v is None else v for v in values]
 
 
-def from_zero(ax: Axes) -> None:
+def _marker(count: int) -> str:
+    return "." if count <= MARKERS_UP_TO else ""
+
+
+def from_zero(ax: Axes, top: float | None = None) -> None:
     """Y from 0 (call after plotting) with headroom, so no line hides under the frame."""
-    top = ax.get_ylim()[1]
+    top = ax.get_ylim()[1] if top is None else top
     ax.set_ylim(bottom=0, top=top * 1.1 if top > 0 else 1.0)
 
 
-def _legend(*axes: Axes) -> None:
-    """One legend for all axes, above the plot on the title's line: inside it hides data."""
+def legend(*axes: Axes) -> None:
+    """One legend for all axes, above the panel on its title's line: inside it hides data."""
     handles = [h for ax in axes for h in ax.get_legend_handles_labels()[0]]
     labels = [label for ax in axes for label in ax.get_legend_handles_labels()[1]]
-    where: dict[str, Any] = {
-        "loc": "lower right",
-        "bbox_to_anchor": (1.0, 1.0),
-        "borderaxespad": 0.1,
-    }
-    axes[-1].legend(handles, labels, ncols=len(labels), fontsize=8, frameon=False, **where)
+    if labels:
+        where: dict[str, Any] = {"loc": "lower right", "bbox_to_anchor": (1.0, 1.0)}
+        axes[-1].legend(
+            handles,
+            labels,
+            ncols=len(labels),
+            fontsize=8,
+            frameon=False,
+            borderaxespad=0.1,
+            **where,
+        )
 
 
-def draw_latency(result: LoadTestResult, fig: Figure) -> None:
-    frame = per_second_frame(result)
-    ax = fig.subplots()
-    for column in ("p50", "p95", "p99"):
-        if frame[column].notna().any():
-            ax.plot(frame["x"], frame[column], color=COLORS[column], label=column, marker=".")
-    _style(ax, f"{result.scenario}: latency per second", "seconds since start", "latency (ms)")
-    _legend(ax)
+def plain_log_ticks(axis: Any) -> None:
+    """Log-scale ticks as plain numbers (0.5, 1, 20, 1,000), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.4g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda *_: ""))
+
+
+def style(ax: Axes, title: str, ylabel: str) -> None:
+    ax.set_title(title if len(title) <= 60 else title[:59] + "…", fontsize=10, loc="left")
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.grid(visible=True, alpha=0.3)
+
+
+def say_missing(ax: Axes, title: str, why: str) -> None:
+    """A panel without data says so, on the shared axis, instead of plotting zeros."""
+    style(ax, title, "")
+    ax.set_yticks([])
+    ax.text(0.5, 0.5, f"not measured: {why}", transform=ax.transAxes, ha="center",
+            va="center", fontsize=9, color="#7a5600", wrap=True)  # fmt: skip
 
 
 def users_label(result: LoadTestResult) -> str:
     return "users" if result.workload_model == "closed" else "arrivals/s"
 
 
-def draw_throughput(result: LoadTestResult, fig: Figure) -> None:
-    frame = per_second_frame(result)
-    ax = fig.subplots()
-    ax.plot(frame["x"], frame["rps"], color=COLORS["requests"], label="requests/s", marker=".")
-    ax.plot(frame["x"], frame["eps"], color=COLORS["errors"], label="errors/s", marker=".")
-    _style(ax, f"{result.scenario}: throughput per second", "seconds since start", "per second")
-    axes = [ax]
-    if frame["concurrency"].notna().any():
-        twin = ax.twinx()
-        label = f"concurrency ({users_label(result)})"
-        style: dict[str, Any] = {
-            "color": COLORS["concurrency"],
-            "linestyle": "--",
-            "drawstyle": "steps-mid",
-        }
-        twin.plot(frame["x"], frame["concurrency"], label=label, **style)
-        twin.set_ylabel(users_label(result))
-        twin.set_ylim(bottom=0, top=max(1.0, float(frame["concurrency"].max())) * 1.15)
-        axes.append(twin)
-    _legend(*axes)
-
-
-def _samples(points: Sequence[tuple[float, float | None]]) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.DataFrame(points, columns=["t", "v"]).astype("float64")
-
-
-def nan_for_none(values: Sequence[float | None]) -> list[float]:
-    return [math.nan if v is None else v for v in values]
-
-
-def _top(samples: pd.DataFrame) -> float:
-    top = float(samples["v"].max(skipna=True))
-    return 0.0 if math.isnan(top) else top  # all NaN: nothing to fit
-
-
-def draw_resources(result: LoadTestResult, fig: Figure) -> None:
-    usage = result.resource_usage
-    assert usage is not None
-    ax = fig.subplots()
-    rss = _samples([(s.t, None if s.rss_bytes is None else s.rss_bytes / MB) for s in usage.series])
-    ax.plot(rss["t"], rss["v"], color=COLORS["rss"], label="target RSS (MB)", marker=".")
-    _style(ax, f"{result.scenario}: target resources", "seconds since start", "RSS (MB)")
-    # From zero, so that a small change does not look like a leak; headroom keeps it visible.
-    ax.set_ylim(bottom=0, top=max(1.0, _top(rss)) * 1.2)
-    twin = ax.twinx()
-    cpu = _samples([(s.t, s.cpu_percent) for s in usage.series])
-    twin.plot(cpu["t"], cpu["v"], color=COLORS["cpu"], label="target CPU %", marker=".")
-    tops = [100.0, _top(cpu)]
-    if result.generator is not None and result.generator.series:
-        gen = _samples([(s.t, s.cpu_percent) for s in result.generator.series])
-        twin.plot(gen["t"], gen["v"], color=COLORS["generator"], label="load tool CPU %")
-        tops.append(_top(gen))
-    twin.set_ylabel("CPU (%; 100 = one core)")
-    twin.set_ylim(bottom=0, top=max(tops) * 1.1)
-    if usage.target_exit is not None:
-        ax.axvline(usage.target_exit.t, color=COLORS["limit"], linestyle=":", label="target exit")
-    _legend(ax, twin)
-
-
-def draw_capacity(result: LoadTestResult, fig: Figure) -> None:
-    steps = result.steps
-    xs = [s.concurrency for s in steps]
-    # A line reads as "more load ->" only when the load only rose; a spike's way back down
-    # would fold the line onto itself, so then each step is a numbered point.
-    rising = all(a < b for a, b in pairwise(xs))
-    line = "-" if rising else "none"
-    ax = fig.subplots()
-    tput = nan_for_none([s.throughput for s in steps])
-    ax.plot(xs, tput, color=COLORS["requests"], marker="o", ls=line, label="throughput (req/s)")
-    for x, y, step in zip(xs, tput, steps, strict=True):
-        failed = step.failed_requests / step.total_requests if step.total_requests else 0.0
-        note = " ".join(
-            ([] if rising else [f"#{step.index}"]) + ([f"{failed:.1%} err"] if failed else [])
-        )
-        if note:
-            colour = COLORS["errors"] if failed else "#444444"
-            ax.annotate(
-                note, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7, color=colour
-            )
-    _style(ax, f"{result.scenario}: capacity per step", users_label(result), "requests/s")
-    twin = ax.twinx()
-    p99 = nan_for_none([s.response_time.p99 for s in steps])
-    twin.plot(xs, p99, color=COLORS["p99"], marker="s", ls=line, label="p99 (ms)")
-    twin.set_ylabel("p99 latency (ms)")
-    from_zero(twin)
-    limits = result.capacity_limits
-    # Marked only when a higher step broke the limit: the top step tested is not a limit.
-    top = limits.max_concurrency if limits is not None else None
-    if top is not None and top < max(xs):
-        label = f"last step within the error limit ({top:,})"
-        ax.axvline(top, color=COLORS["limit"], linestyle="--", label=label)
-    _legend(ax, twin)
-
-
-def draw_suite_p95(results: Sequence[LoadTestResult], fig: Figure) -> None:
-    ax = fig.subplots()
-    names = [f"{r.scenario} ({r.tool})" for r in results]
-    values = [r.response_time.p95 for r in results]
-    positions = range(len(results))
-    # NaN draws no bar: an unmeasured p95 is not a zero.
-    ax.bar(positions, nan_for_none(values), color=COLORS["p95"], label="p95 (ms)")
-    labelled = False
-    for i, (result, value) in enumerate(zip(results, values, strict=True)):
-        note = "not measured" if value is None else f"{value:,.4g}"
-        ax.annotate(note, (i, value or 0.0), ha="center", va="bottom", fontsize=8)
-        for check in result.thresholds:
-            if check.metric == "p95":
-                label = "_nolegend_" if labelled else "p95 limit"
-                ax.hlines(check.limit, i - 0.4, i + 0.4, color=COLORS["limit"], label=label)
-                labelled = True
-    ax.set_xticks(list(positions), names, rotation=15, ha="right", fontsize=8)
-    _style(ax, "p95 latency per scenario", "", "p95 (ms)")
-    ax.margins(y=0.15)
-    _legend(ax)
-
-
-def save_figure(path: Path, draw: Callable[[Figure], None]) -> None:
-    """Draw on a fresh Agg figure (no pyplot: no global state, safe in any thread)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    draw(fig)
-    fig.savefig(path, format="png", dpi=DPI, pil_kwargs={"optimize": True})
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "result"
-
-
-def _reason(result: LoadTestResult, kind: str) -> str | None:
-    """Why ``kind`` cannot be drawn for this result; None when its data is there."""
-    series = result.time_series
-    usage = result.resource_usage
-    if kind in ("latency", "throughput") and not series:
-        return why_missing(result, ["timeSeries"], "the tool gave no per-second samples")
-    if kind == "latency" and all(b.p50 is b.p95 is b.p99 is None for b in series):
+def _latency_panel(result: LoadTestResult, ax: Axes) -> None:
+    title = "Latency per second"
+    if not result.time_series:
+        return say_missing(ax, title, why_missing(result, ["timeSeries"], "no per-second samples"))
+    if all(b.p50 is b.p95 is b.p99 is None for b in result.time_series):
         keys = ["timeSeries.p50", "timeSeries.p95", "timeSeries.p99", "timeSeries"]
-        return why_missing(result, keys, "no per-second percentiles")
-    if kind == "resources" and (
-        usage is None or all(s.rss_bytes is s.cpu_percent is None for s in usage.series)
-    ):
-        return why_missing(result, ["resourceUsage"], "the target's resources were not sampled")
+        return say_missing(ax, title, why_missing(result, keys, "no per-second percentiles"))
+    frame = per_second_frame(result)
+    for column in ("p50", "p95", "p99"):
+        if frame[column].notna().any():
+            ax.plot(frame["x"], frame[column], color=COLORS[column], label=column,
+                    marker=_marker(len(frame)))  # fmt: skip
+    style(ax, title, "latency (ms)")
+    top = float(frame[["p50", "p95", "p99"]].max().max())
+    # An SLA line far above the data would flatten it: such a limit is named, not drawn.
+    off_scale = []
+    for check in result.thresholds:
+        if check.metric in ("p50", "p95", "p99") and check.op in ("<", "<="):
+            if check.limit <= 2.5 * top:
+                ax.axhline(check.limit, color=COLORS[check.metric], linestyle="--", linewidth=1,
+                           label=f"{check.metric} limit")  # fmt: skip
+                top = max(top, check.limit)
+            else:
+                off_scale.append(f"{check.metric} limit {check.limit:,.4g} ms")
+    from_zero(ax, top)
+    if off_scale:
+        ax.text(0.005, 0.97, "above this scale: " + ", ".join(off_scale), transform=ax.transAxes,
+                va="top", fontsize=8, color=COLORS["limit"])  # fmt: skip
+    legend(ax)
     return None
 
 
-PLOTS: dict[str, tuple[str, Draw]] = {
-    "latency": ("Latency over time", draw_latency),
-    "throughput": ("Throughput and errors over time", draw_throughput),
-    "resources": ("Target resources", draw_resources),
-    "capacity": ("Capacity per step", draw_capacity),
-}
+def _throughput_panel(result: LoadTestResult, ax: Axes) -> None:
+    noun, _ = units(result.protocol)
+    title = f"{noun.capitalize()} and errors per second, with active {users_label(result)}"
+    if not result.time_series:
+        return say_missing(ax, title, why_missing(result, ["timeSeries"], "no per-second samples"))
+    frame = per_second_frame(result)
+    mark = _marker(len(frame))
+    ax.plot(frame["x"], frame["rps"], color=COLORS["requests"], label=f"{noun}/s", marker=mark)
+    ax.plot(frame["x"], frame["eps"], color=COLORS["errors"], label="errors/s", marker=mark)
+    style(ax, title, "per second")
+    from_zero(ax)
+    axes = [ax]
+    if frame["concurrency"].notna().any():
+        twin = ax.twinx()
+        twin.plot(frame["x"], frame["concurrency"], color=COLORS["concurrency"], linestyle="--",
+                  drawstyle="steps-mid", label=users_label(result))  # fmt: skip
+        twin.set_ylabel(users_label(result), fontsize=9)
+        twin.set_ylim(bottom=0, top=max(1.0, float(frame["concurrency"].max())) * 1.15)
+        axes.append(twin)
+    legend(*axes)
+    return None
 
 
-def plot_result(result: LoadTestResult, run_dir: Path, stem: str) -> list[Plot]:
-    """Every plot of one result, drawn into run_dir/plots; a failed plot is logged, skipped."""
-    plots = []
-    for kind, (title, draw) in PLOTS.items():
-        if kind == "capacity" and len(result.steps) < 2:
-            continue  # only a stepped run has a capacity curve
-        reason = _reason(result, kind)
-        if reason is not None:
-            plots.append(Plot(title, reason=f"not measured: {reason}"))
-            continue
-        plots.append(_draw(title, run_dir, f"{stem}-{kind}.png", partial(draw, result)))
-    return plots
+def _values(points: Sequence[tuple[float, float | None]]) -> tuple[list[float], list[float]]:
+    return [t for t, _ in points], nan_for_none([v for _, v in points])
 
 
-def plot_suite(results: Sequence[LoadTestResult], run_dir: Path) -> Plot | None:
-    if len(results) < 2:
-        return None  # one scenario's p95 is in its own section
-    return _draw("p95 per scenario", run_dir, "suite-p95.png", partial(draw_suite_p95, results))
+def _top(values: Sequence[float]) -> float:
+    return max((v for v in values if not math.isnan(v)), default=0.0)
 
 
-def _draw(title: str, run_dir: Path, name: str, draw: Callable[[Figure], None]) -> Plot:
-    path = run_dir / "plots" / name
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_figure(path, draw)
-    except Exception as exc:
-        LOG.warning("plot %s not drawn: %s: %s", name, type(exc).__name__, exc)
-        return Plot(title, reason=f"plot failed: {type(exc).__name__}: {exc}")
-    return Plot(title, file=f"plots/{name}")
+def _resources_panel(result: LoadTestResult, ax: Axes) -> None:
+    title = "Target memory and CPU"
+    usage = result.resource_usage
+    if usage is None or all(s.rss_bytes is s.cpu_percent is None for s in usage.series):
+        why = why_missing(result, ["resourceUsage"], "the target's resources were not sampled")
+        return say_missing(ax, title, why)
+    series = usage.series
+    ts, rss = _values([(s.t, None if s.rss_bytes is None else s.rss_bytes / MB) for s in series])
+    ax.plot(ts, rss, color=COLORS["rss"], label="memory (MB)", marker=_marker(len(ts)))
+    style(ax, title, "memory (MB)")
+    top = _top(rss)
+    if usage.memory_limit and usage.memory_limit / MB <= 2.5 * max(top, 1.0):
+        ax.axhline(usage.memory_limit / MB, color=COLORS["rss"], linestyle=":",
+                   label="memory limit")  # fmt: skip
+        top = max(top, usage.memory_limit / MB)
+    # From zero, so that a small change does not look like a leak.
+    ax.set_ylim(bottom=0, top=max(1.0, top) * 1.2)
+    twin = ax.twinx()
+    tc, cpu = _values([(s.t, s.cpu_percent) for s in series])
+    twin.plot(tc, cpu, color=COLORS["cpu"], label="target CPU %", marker=_marker(len(tc)))
+    tops = [100.0, _top(cpu), usage.cpu_limit_percent or 0.0]
+    if result.generator is not None and result.generator.series:
+        tg, gen = _values([(s.t, s.cpu_percent) for s in result.generator.series])
+        twin.plot(tg, gen, color=COLORS["generator"], linestyle="--", label="load tool CPU %",
+                  marker=_marker(len(tg)))  # fmt: skip
+        tops.append(_top(gen))
+    twin.set_ylabel("CPU % (100 = 1 core)", fontsize=9)
+    twin.set_ylim(bottom=0, top=max(tops) * 1.1)
+    if usage.target_exit is not None:
+        ax.axvline(usage.target_exit.t, color=COLORS["limit"], linestyle=":", label="target exit")
+    legend(ax, twin)
+    return None
+
+
+def _pool_panel(result: LoadTestResult, ax: Axes) -> None:
+    pool = result.pool
+    assert pool is not None
+    title = f"Connection pool ({pool.source})"
+    if not pool.series:
+        return say_missing(ax, title, pool.missing.get("series", "no pool samples"))
+    ts, used = _values([(s.t, s.utilization_percent) for s in pool.series])
+    ax.plot(ts, used, color=COLORS["pool"], label="utilisation %", marker=_marker(len(ts)))
+    style(ax, title, "utilisation %")
+    ax.set_ylim(bottom=0, top=max(100.0, _top(used)) * 1.1)
+    twin = ax.twinx()
+    if any(s.waiting_clients is not None for s in pool.series):
+        tw, waiting = _values([(s.t, s.waiting_clients) for s in pool.series])
+        label = "waiting clients"
+    else:  # PostgreSQL queues no clients: what waits there is a backend on a lock
+        tw, waiting = _values([(s.t, s.waiting_on_lock) for s in pool.series])
+        label = "backends waiting on a lock"
+    twin.plot(tw, waiting, color=COLORS["waiting"], linestyle="--", label=label)
+    twin.set_ylabel("count", fontsize=9)
+    twin.set_ylim(bottom=0, top=max(1.0, _top(waiting)) * 1.15)
+    legend(ax, twin)
+    return None
+
+
+Panel = Callable[[LoadTestResult, "Axes"], None]
+
+
+def time_end(result: LoadTestResult) -> float:
+    """The end of the shared time axis: the last second anything was measured."""
+    ends = [result.duration]
+    if result.time_series:
+        ends.append(result.time_series[-1].t + 1.0)
+    for series in (
+        result.resource_usage.series if result.resource_usage else [],
+        result.generator.series if result.generator else [],
+        result.pool.series if result.pool else [],
+    ):
+        ends += [s.t for s in series[-1:]]
+    return max(ends) or 1.0
+
+
+def timeline_panels(result: LoadTestResult) -> list[Panel]:
+    panels: list[Panel] = [_latency_panel, _throughput_panel, _resources_panel]
+    return [*panels, _pool_panel] if result.pool is not None else panels
+
+
+def timeline_svg(result: LoadTestResult) -> bytes:
+    """Latency, throughput with errors and users, target memory and CPU (and the pool),
+    stacked on ONE time axis: a moment reads straight down through every panel."""
+    panels = timeline_panels(result)
+
+    def draw(fig: Figure) -> None:
+        axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+        for panel, ax in zip(panels, axes, strict=True):
+            panel(result, ax)
+        axes[-1].set_xlim(0, time_end(result) * 1.02)
+        axes[-1].set_xlabel("seconds since start")
+
+    return render_svg(draw, PANEL * len(panels) + 0.4)
+
+
+def capacity_svg(result: LoadTestResult) -> bytes:
+    """Throughput and p99 per load step (a stepped run): where more load stops helping."""
+    steps = result.steps
+    xs = [s.concurrency for s in steps]
+    _, rate = units(result.protocol)
+
+    def draw(fig: Figure) -> None:
+        # A line reads "more load ->" only when the load only rose; a spike's way back down
+        # would fold the line onto itself, so then each step is a numbered point.
+        rising = all(a < b for a, b in pairwise(xs))
+        line = "-" if rising else "none"
+        ax = fig.subplots()
+        tput = nan_for_none([s.throughput for s in steps])
+        ax.plot(
+            xs, tput, color=COLORS["requests"], marker="o", ls=line, label=f"throughput ({rate})"
+        )
+        for x, y, step in zip(xs, tput, steps, strict=True):
+            failed = step.failed_requests / step.total_requests if step.total_requests else 0.0
+            note = " ".join(
+                ([] if rising else [f"#{step.index}"]) + ([f"{failed:.1%} err"] if failed else [])
+            )
+            if note:
+                last = x == max(xs)  # written leftwards there, or the frame cuts it off
+                ax.annotate(note, (x, y), xytext=(-4 if last else 4, 4), fontsize=7,
+                            textcoords="offset points", ha="right" if last else "left",
+                            color=COLORS["errors"] if failed else "#444444")  # fmt: skip
+        style(ax, "Capacity per step", rate)
+        ax.set_xlabel(users_label(result))
+        from_zero(ax)
+        twin = ax.twinx()
+        p99 = nan_for_none([s.response_time.p99 for s in steps])
+        twin.plot(xs, p99, color=COLORS["p99"], marker="s", ls=line, label="p99 (ms)")
+        twin.set_ylabel("p99 latency (ms)", fontsize=9)
+        from_zero(twin)
+        limits = result.capacity_limits
+        # Marked only when a higher step broke the limit: the top step tested is not a limit.
+        top = limits.max_concurrency if limits is not None else None
+        if top is not None and top < max(xs):
+            ax.axvline(top, color=COLORS["limit"], linestyle="--",
+                       label=f"last step within the error limit ({top:,})")  # fmt: skip
+        legend(ax, twin)
+
+    return render_svg(draw, 3.3)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from orchestrator.errors import ExitCode
+from reports.markdown import verdict_line as markdown_verdict
 
 LOG = logging.getLogger(__name__)
 
@@ -19,30 +19,16 @@ STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 # GitHub refuses a step's summary above 1 MiB; leave room for what other steps append.
 MAX_BYTES = 512 * 1024
 
-VERDICT_LINES = {
-    ExitCode.OK: "**PASS**: every scenario met its SLA",
-    ExitCode.SLA_FAILED: "**FAIL**: an SLA was not met or could not be measured (exit code 1)",
-    ExitCode.USAGE: "**ERROR**: bad configuration or usage (exit code 2)",
-    ExitCode.TOOL_OR_TARGET_FAILED: (
-        "**FAIL**: a tool or the target failed, or a scenario could not run (exit code 3)"
-    ),
-    ExitCode.INTERRUPTED: "**INTERRUPTED** (exit code 130)",
-}
-
 
 def verdict_line(exit_code: int | None) -> str | None:
     """One line with the overall verdict, or None when the run has none (an import)."""
-    if exit_code is None:
-        return None
-    try:
-        return VERDICT_LINES[ExitCode(exit_code)]
-    except ValueError:
-        return f"**FAIL** (exit code {exit_code})"
+    return None if exit_code is None else markdown_verdict(exit_code)
 
 
 def step_summary_markdown(markdown: str, exit_code: int | None, run_dir: Path) -> str:
-    """The report's Markdown with the overall verdict and the report folder's name first."""
-    lines = [line for line in (verdict_line(exit_code),) if line]
+    """The report's Markdown with the overall verdict and the report folder's name first
+    (summary.md already starts with the verdict: it is not repeated)."""
+    lines = [line for line in (verdict_line(exit_code),) if line and line not in markdown]
     lines.append(f"Report directory: `{run_dir.name}`")
     head, _, rest = markdown.partition("\n")
     if head.startswith("# "):

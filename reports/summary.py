@@ -2,13 +2,57 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from orchestrator.models import LoadTestResult, ResourceUsage, Threshold
+from orchestrator.errors import ExitCode
+from orchestrator.models import LoadTestResult, ResourceUsage, Threshold, Transport
 from orchestrator.sla import format_metric
 
 MB = 1_000_000
+# What one counted unit of work is, by transport: a WebSocket message is not a request.
+UNITS: dict[str, tuple[str, str]] = {
+    "http": ("requests", "req/s"),
+    "ws": ("messages", "msg/s"),
+    "postgres": ("transactions", "tx/s"),
+}
+# The overall verdict of a run, by exit code: (headline word, what it means).
+OVERALL: dict[ExitCode, tuple[str, str]] = {
+    ExitCode.OK: ("PASS", "every scenario met its SLA"),
+    ExitCode.SLA_FAILED: ("FAIL", "an SLA was not met or could not be measured"),
+    ExitCode.USAGE: ("ERROR", "bad configuration or usage"),
+    ExitCode.TOOL_OR_TARGET_FAILED: (
+        "FAIL",
+        "a tool or the target failed, or a scenario could not run",
+    ),
+    ExitCode.INTERRUPTED: ("INTERRUPTED", "stopped before the end"),
+}
+
+
+def overall(exit_code: int) -> tuple[str, str]:
+    """(headline word, meaning) of a run's exit code."""
+    try:
+        return OVERALL[ExitCode(exit_code)]
+    except ValueError:
+        return "FAIL", f"exit code {exit_code}"
+
+
+def units(protocol: Transport | str) -> tuple[str, str]:
+    """(what is counted, its rate unit): requests and req/s for HTTP, messages for ws..."""
+    return UNITS.get(protocol, UNITS["http"])
+
+
+def shown_path(path: str, base: Path | None) -> str:
+    """``path`` relative to the report directory ``base`` when inside it: a report that is
+    moved or mailed must not name the machine's folders."""
+    if base is None:
+        return path
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), base.resolve())).as_posix()
+    except ValueError:  # another drive (Windows)
+        return path
 
 
 def fmt_ms(value: float | None) -> str:
@@ -90,8 +134,10 @@ def shard_rows(result: LoadTestResult) -> list[tuple[str, str]]:
     return rows
 
 
-def summary_rows(result: LoadTestResult) -> list[tuple[str, str]]:
-    """(label, value) pairs shown for one result, in reading order."""
+def summary_rows(result: LoadTestResult, base: Path | None = None) -> list[tuple[str, str]]:
+    """(label, value) pairs shown for one result, in reading order; paths relative to
+    ``base`` (the report directory) when given."""
+    noun, rate = units(result.protocol)
     rt = result.response_time
     latency_note = "" if rt.source in (None, "histogram") else f" ({rt.source})"
     rows = [
@@ -106,12 +152,9 @@ def summary_rows(result: LoadTestResult) -> list[tuple[str, str]]:
             f"{result.concurrency} {'users' if result.workload_model == 'closed' else 'peak rate'}"
             f", {result.duration:.1f} s, {result.workload_model} model",
         ),
-        (
-            "requests",
-            f"{fmt_int(result.total_requests)} total, {fmt_int(result.failed_requests)} failed",
-        ),
+        (noun, f"{fmt_int(result.total_requests)} total, {fmt_int(result.failed_requests)} failed"),
         ("error rate", fmt_num(result.error_rate, 3, " %")),
-        ("throughput", fmt_num(result.throughput, 1, " req/s")),
+        ("throughput", fmt_num(result.throughput, 1, f" {rate}")),
         (
             "latency" + latency_note,
             f"p50 {fmt_ms(rt.p50)}  p95 {fmt_ms(rt.p95)}  p99 {fmt_ms(rt.p99)}  "
@@ -167,7 +210,7 @@ def summary_rows(result: LoadTestResult) -> list[tuple[str, str]]:
     rows.extend(shard_rows(result))
     rows.extend(("SLA", fmt_threshold(check)) for check in result.thresholds)
     if result.raw_output:
-        rows.append(("raw output", result.raw_output))
+        rows.append(("raw output", shown_path(result.raw_output, base)))
     return rows
 
 
@@ -185,7 +228,8 @@ def finding_rows(result: LoadTestResult) -> list[tuple[str, str]]:
         rows.append(
             (
                 "capacity limits",
-                f"{within}, max throughput {fmt_num(limits.max_throughput, 1, ' req/s')}; "
+                f"{within}, max throughput "
+                f"{fmt_num(limits.max_throughput, 1, ' ' + units(result.protocol)[1])}; "
                 f"bottleneck: {limits.bottleneck or 'n/a'}",
             )
         )
@@ -246,31 +290,3 @@ def verdict_rows(results: Sequence[LoadTestResult], skipped: dict[str, str]) -> 
         )
     rows.extend(VerdictRow(name, "-", "skipped", "SKIPPED", why) for name, why in skipped.items())
     return rows
-
-
-def render_markdown(
-    title: str,
-    results: Sequence[LoadTestResult],
-    skipped: dict[str, str] | None = None,
-    suite_checks: Sequence[Threshold] = (),
-) -> str:
-    lines = [f"# {title}", ""]
-    verdicts = verdict_rows(results, skipped or {})
-    if len(verdicts) > 1 or suite_checks:
-        lines += ["| scenario | tool | verdict | checks |", "|---|---|---|---|"]
-        lines += [f"| {r.scenario} | {r.tool} | {r.verdict} | {r.checks} |" for r in verdicts]
-        lines.append("")
-        if suite_checks:
-            lines += ["## Suite-wide", ""]
-            lines += [f"- {fmt_threshold(c)}" for c in suite_checks]
-            lines.append("")
-    for result in results:
-        lines += [f"## {result.scenario}", "", "| | |", "|---|---|"]
-        lines += [
-            f"| {label} | {value.replace('|', '/')} |" for label, value in summary_rows(result)
-        ]
-        if result.missing:
-            lines += ["", "Not measured:", ""]
-            lines += [f"- `{key}`: {why}" for key, why in sorted(result.missing.items())]
-        lines.append("")
-    return "\n".join(lines)

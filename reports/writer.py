@@ -1,20 +1,27 @@
-"""Write the report directory: JSON (machine), Markdown (people), CSV (spreadsheets)."""
+"""Write the report directory: JSON (machine), Markdown (people), CSV (spreadsheets),
+junit.xml (CI) and report.html (the one file to open)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.models import LoadTestResult, Threshold
 from orchestrator.redact import redact_text
 from orchestrator.sla import lookup
 from reports.junit import render_junit
+from reports.markdown import render_markdown
+from reports.run_info import RunInfo, collect_run_info
 from reports.step_summary import append_step_summary, step_summary_markdown
-from reports.summary import render_markdown, verdict_rows
+from reports.summary import verdict_rows
+
+if TYPE_CHECKING:
+    from orchestrator.compare import Comparison
 
 LOG = logging.getLogger(__name__)
 
@@ -46,8 +53,19 @@ def write_report(
     suite_checks: Sequence[Threshold] = (),
     exit_code: int | None = None,
     secrets: tuple[str, ...] = (),
+    failure: str | None = None,
+    capacity: Mapping[str, Any] | None = None,
+    comparison: Comparison | None = None,
+    config_file: Path | None = None,
+    run_info: RunInfo | None = None,
 ) -> list[Path]:
-    """Write summary.json, summary.md, junit.xml, results.csv, then index.html with plots/.
+    """Write summary.json, summary.md, junit.xml, results.csv, then report.html (with
+    index.html redirecting to it and plots/*.svg).
+
+    ``failure``: why the run stopped before or between scenarios (a failed login, a target
+    that would not start), shown in every report. ``capacity``: a CapacityReport as JSON data;
+    ``comparison``: the run against a baseline. ``config_file`` is digested into the run's
+    metadata (``run_info``, collected here when not given).
 
     Returns the paths written. The HTML comes last and its failure is only a warning:
     the machine-readable files must never be lost to a plotting problem. In a GitHub
@@ -55,23 +73,45 @@ def write_report(
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     skipped = skipped or {}
+    run = run_info or collect_run_info(results, config_file=config_file, secrets=secrets)
     dumped = [r.model_dump(mode="json", by_alias=True) for r in results]
-    summary = {
+    summary: dict[str, Any] = {
         "title": title,
         "writtenAt": datetime.now(UTC).isoformat(),
         "exitCode": exit_code,
+        "failure": failure,
+        "run": run.model_dump(mode="json", by_alias=True),
         "verdicts": [row.__dict__ for row in verdict_rows(results, skipped)],
         "suiteThresholds": [c.model_dump(mode="json", by_alias=True) for c in suite_checks],
         "skipped": skipped,
         "results": dumped,
     }
-    markdown = render_markdown(title, results, skipped, suite_checks)
+    if capacity is not None:
+        summary["capacity"] = dict(capacity)
+    if comparison is not None:
+        summary["comparison"] = comparison.model_dump(mode="json", by_alias=True)
+    findings: dict[str, Any] = {
+        "exit_code": exit_code,
+        "failure": failure,
+        "capacity": capacity,
+        "comparison": comparison,
+    }
+    markdown = render_markdown(
+        title, results, skipped, suite_checks, run=run, base=run_dir, **findings
+    )
     written = [
         _write(run_dir / "summary.json", json.dumps(summary, indent=2), secrets),
         _write(run_dir / "summary.md", markdown, secrets),
     ]
     junit = render_junit(
-        title, results, skipped, suite_checks, exit_code=exit_code, secrets=secrets
+        title,
+        results,
+        skipped,
+        suite_checks,
+        exit_code=exit_code,
+        secrets=secrets,
+        hostname=run.host,
+        properties=junit_properties(run, failure),
     )
     written.append(_write(run_dir / "junit.xml", junit, secrets))
     csv_path = run_dir / "results.csv"
@@ -84,19 +124,18 @@ def write_report(
     try:
         from reports.html import write_html  # imports jinja2; matplotlib only when drawing
 
-        written.append(
-            write_html(
-                run_dir,
-                title,
-                results,
-                skipped=skipped,
-                suite_checks=suite_checks,
-                exit_code=exit_code,
-                secrets=secrets,
-            )
+        written += write_html(
+            run_dir,
+            title,
+            results,
+            skipped=skipped,
+            suite_checks=suite_checks,
+            secrets=secrets,
+            run=run,
+            **findings,
         )
     except Exception as exc:
-        LOG.warning("index.html not written: %s: %s", type(exc).__name__, exc)
+        LOG.warning("report.html not written: %s: %s", type(exc).__name__, exc)
     step_summary = step_summary_markdown(markdown, exit_code, run_dir)
     append_step_summary(redact_text(step_summary, secrets, keys=False))
     return written
@@ -105,3 +144,17 @@ def write_report(
 def _write(path: Path, text: str, secrets: tuple[str, ...]) -> Path:
     path.write_text(redact_text(text, secrets, keys=False), encoding="utf-8")
     return path
+
+
+def junit_properties(run: RunInfo, failure: str | None) -> dict[str, str]:
+    """The run's metadata as junit.xml properties (the values a CI viewer lists)."""
+    values = {
+        "orchestrateVersion": run.orchestrate_version,
+        "toolVersions": ", ".join(f"{k} {v}" for k, v in run.tool_versions.items()) or None,
+        "cpuCount": None if run.cpu_count is None else str(run.cpu_count),
+        "commandLine": run.command_line,
+        "configSha256": run.config_sha256,
+        "gitCommit": run.git_commit,
+        "failure": failure,
+    }
+    return {name: value for name, value in values.items() if value is not None}

@@ -74,4 +74,15 @@ if ! command -v ip >/dev/null; then
     echo "  Debian/Ubuntu: sudo apt-get install iproute2" >&2
   fi
 fi
+# Chromium: the report tests open report.html in a headless browser, as a person would.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: chromium not found: the report page tests need it." >&2
+    echo "  Debian/Ubuntu: sudo apt-get install chromium" >&2
+  fi
+fi
 "$venv/bin/orchestrate" tools install

@@ -19,9 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("orchestrator", "parsers", "reports")
 MAX_LINES = 400
-# Over the limit before the limit was tested, owned by other work in progress: each may not
-# grow, and leaves this list once it is under the limit (the test says so).
-KNOWN_OVER = {}
+# Modules allowed over the limit, each with its size, which it may not exceed; none today.
+KNOWN_OVER: dict[str, int] = {}
 # Entry points run the program when imported; what they import is covered by the others.
 ENTRY_POINT = "orchestrator.__main__"
 

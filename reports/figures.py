@@ -1,0 +1,68 @@
+"""Which pictures a result gets, each drawn or with the reason it is not.
+
+The entry points for drawing plots anywhere (after the run, in another process): pure
+functions from results to :class:`reports.plots.Plot` values holding SVG bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orchestrator.models import LoadTestResult
+from reports import distribution, plots
+from reports.plots import Plot, draw_plot
+
+TIMELINE = "Over time: latency, throughput with errors and users, target memory and CPU"
+DISTRIBUTION = "Response-time distribution"
+CAPACITY = "Capacity per step"
+
+
+def _timeline_reason(result: LoadTestResult) -> str | None:
+    usage = result.resource_usage
+    sampled = usage is not None and any(
+        s.rss_bytes is not None or s.cpu_percent is not None for s in usage.series
+    )
+    if result.time_series or sampled or (result.pool is not None and result.pool.series):
+        return None
+    return plots.why_missing(
+        result, ["timeSeries", "resourceUsage"], "no per-second samples and no resource samples"
+    )
+
+
+def scenario_figures(result: LoadTestResult) -> list[Plot]:
+    """The timeline, the response-time distribution and (a stepped run) capacity per step."""
+    figures = []
+    why = _timeline_reason(result)
+    if why is None:
+        figures.append(draw_plot("timeline", TIMELINE, lambda: plots.timeline_svg(result)))
+    else:
+        figures.append(Plot("timeline", TIMELINE, reason=f"not measured: {why}"))
+    if result.histogram:
+        figures.append(
+            draw_plot("distribution", DISTRIBUTION, lambda: distribution.distribution_svg(result))
+        )
+    elif distribution.can_draw_summary(result.response_time):
+        figures.append(
+            draw_plot(
+                "distribution",
+                DISTRIBUTION + " (the tool's summary percentiles; no histogram)",
+                lambda: distribution.summary_curve_svg(result),
+            )
+        )
+    else:
+        why = plots.why_missing(result, ["histogram", "responseTime"], "no latency histogram")
+        figures.append(Plot("distribution", DISTRIBUTION, reason=f"not measured: {why}"))
+    if len(result.steps) >= 2:
+        figures.append(draw_plot("capacity", CAPACITY, lambda: plots.capacity_svg(result)))
+    return figures
+
+
+def suite_figure(results: Sequence[LoadTestResult]) -> Plot | None:
+    """Every scenario's latency against its limits; None for a single scenario."""
+    if len(results) < 2:
+        return None
+    return draw_plot(
+        "suite-latency",
+        "Latency per scenario and its limits",
+        lambda: distribution.suite_latency_svg(results),
+    )
