@@ -116,6 +116,7 @@ def run(
     json_output: Annotated[bool, typer.Option("--json", help=_help("json_output"))] = False,
     shards: Annotated[int, typer.Option("--shards", help=_help("shards"))] = DEFAULTS.shards,
     agents: Annotated[list[str] | None, typer.Option("--agent", help=_help("agents"))] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help=_help("baseline"))] = None,
 ) -> None:
     """Run one load test and write its result into a report directory."""
     # The parameters are the fields of RunOptions, by name: the options are built once here
@@ -149,6 +150,10 @@ def suite(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print summary.json to stdout (tables go to stderr).")
     ] = False,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="A report directory this run must be no worse than."),
+    ] = None,
 ) -> None:
     """Run a named suite of scenarios, judge each against its SLA, exit with the verdict."""
     from orchestrator.commands.suite import suite_command
@@ -165,6 +170,7 @@ def suite(
             quiet=quiet,
             allow_hosts=allow_hosts or [],
             json_output=json_output,
+            baseline=baseline,
         )
     )
 

@@ -243,8 +243,21 @@ class _Rows:
 
 
 def compare_runs(base_dir: Path, new_dir: Path, rules: dict[str, Rule] | None = None) -> Comparison:
+    """Two report directories."""
+    return compare_results(
+        load_results(base_dir), load_results(new_dir), str(base_dir), str(new_dir), rules
+    )
+
+
+def compare_results(
+    base: dict[str, LoadTestResult],
+    new: dict[str, LoadTestResult],
+    base_label: str,
+    new_label: str,
+    rules: dict[str, Rule] | None = None,
+) -> Comparison:
+    """Two runs' results by scenario name (a run in progress compares before it is written)."""
     rules = rules or DEFAULT_RULES
-    base, new = load_results(base_dir), load_results(new_dir)
     changes: list[Change] = []
     for name in sorted(base.keys() & new.keys()):
         b, n = base[name], new[name]
@@ -257,7 +270,7 @@ def compare_runs(base_dir: Path, new_dir: Path, rules: dict[str, Rule] | None = 
                 rows = _Rows(name, endpoint.name, rules, changes)
                 rows.traffic(_subject(endpoint), _subject(new_endpoints[endpoint.name]))
     unmatched = sorted(base.keys() ^ new.keys())
-    return Comparison(base=str(base_dir), new=str(new_dir), changes=changes, unmatched=unmatched)
+    return Comparison(base=base_label, new=new_label, changes=changes, unmatched=unmatched)
 
 
 def _fmt(value: float | None, unit: str) -> str:

@@ -109,6 +109,9 @@ class RunOptions(BaseModel):
         default_factory=list,
         description="k6: run the shards on these `orchestrate agent` URLs (repeatable).",
     )
+    baseline: Path | None = Field(
+        None, description="A report directory this run must be no worse than (exit 1 if so)."
+    )
     json_output: bool = Field(
         False, description="Print summary.json to stdout (tables go to stderr), for scripts."
     )

@@ -28,7 +28,7 @@ from orchestrator import interrupts
 from orchestrator.conclude import conclude, save_plan, write_capacity
 from orchestrator.config import LoginConfig
 from orchestrator.engines import known_tools, require_tool
-from orchestrator.errors import ConfigError, ExitCode, ToolNotFoundError
+from orchestrator.errors import ConfigError, ExitCode, FatalError, ToolNotFoundError
 from orchestrator.execute import RunSettings, run_scenario
 from orchestrator.login import log_in, with_headers
 from orchestrator.models import LoadTestResult, Status, Threshold
@@ -44,6 +44,7 @@ from orchestrator.targets import (
 )
 
 if TYPE_CHECKING:
+    from orchestrator.compare import Comparison
     from orchestrator.conclusions.models import CapacityReport
 
 LOG = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class Job:
     # Hosts besides loopback that may be loaded (orchestrator.safety).
     allowed_hosts: tuple[str, ...] = ()
     json_output: bool = False  # summary.json on stdout, every table on stderr
+    config_file: Path | None = None  # digested into the run's metadata
+    baseline: Path | None = None  # a report directory this run must be no worse than
 
 
 @dataclass
@@ -85,6 +88,11 @@ class Outcome:
     code: ExitCode = ExitCode.TOOL_OR_TARGET_FAILED
     secrets: tuple[str, ...] = ()
     capacity: CapacityReport | None = None
+    comparison: Comparison | None = None
+    # Why the job stopped before or between scenarios (a failed login, a target that would
+    # not start): every report says it.
+    failure: str | None = None
+    config_file: Path | None = None
 
 
 def say(message: str) -> None:
@@ -99,6 +107,7 @@ def run_job(job: Job) -> Outcome:
     )
     runnable, skipped = resolve_tools(job.suite.scenarios)
     outcome = Outcome(new_run_dir(job.report_dir, job.label), skipped=skipped, secrets=job.secrets)
+    outcome.config_file = job.config_file
     save_plan(job.suite, outcome.run_dir, job.secrets)
     with interrupts.interruptible():
         try:
@@ -106,8 +115,14 @@ def run_job(job: Job) -> Outcome:
                 auth = log_in_once(job, outcome)
                 run_scenarios(job, runnable, target, reason, auth, outcome)
             judge(job, outcome)
+            if job.baseline is not None:
+                compare_with(job.baseline, outcome)
         except KeyboardInterrupt:
             outcome.code = ExitCode.INTERRUPTED
+            raise
+        except FatalError as exc:
+            outcome.failure = str(exc)
+            outcome.code = exc.exit_code
             raise
         finally:
             with interrupts.shielded():
@@ -266,6 +281,20 @@ def judge(job: Job, outcome: Outcome) -> None:
     outcome.capacity = found.capacity
 
 
+def compare_with(baseline: Path, outcome: Outcome) -> None:
+    """The run against a baseline report directory: a regression fails the run (exit 1)."""
+    from orchestrator.compare import compare_results, describe, load_results
+
+    new = {r.scenario: r for r in outcome.results}
+    outcome.comparison = compare_results(
+        load_results(baseline), new, str(baseline), str(outcome.run_dir)
+    )
+    for change in outcome.comparison.regressions:
+        say(f"regression against {baseline}: {describe(change)}")
+    if outcome.comparison.regressions and outcome.code == ExitCode.OK:
+        outcome.code = ExitCode.SLA_FAILED
+
+
 def finish(
     title: str, heading: str, view: View, outcome: Outcome, json_output: bool = False
 ) -> None:
@@ -292,6 +321,12 @@ def finish(
         suite_checks=outcome.suite_checks,
         exit_code=int(outcome.code),
         secrets=outcome.secrets,
+        failure=outcome.failure,
+        capacity=None
+        if outcome.capacity is None
+        else outcome.capacity.model_dump(mode="json", by_alias=True),
+        config_file=outcome.config_file,
+        comparison=outcome.comparison,
     )
     if view == "verdicts":
         if outcome.capacity is not None:
@@ -301,6 +336,11 @@ def finish(
         for result in outcome.results:
             print_result(result)
             print_headline(result)
+    if outcome.comparison is not None and outcome.comparison.regressions:
+        say(
+            f"FAIL: {len(outcome.comparison.regressions)} regression(s) against the baseline "
+            f"{outcome.comparison.base}"
+        )
     # A run that measured nothing says only why (one line, from the CLI).
     if view == "verdicts" or (view == "results" and outcome.results):
         say(f"report: {outcome.run_dir}")

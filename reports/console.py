@@ -112,10 +112,21 @@ def print_doctor(statuses: Sequence[ToolStatus], needed: Collection[str]) -> Non
 
 
 def print_capacity(report: CapacityReport) -> None:
-    from reports.capacity import capacity_rows
+    """The capacity report's answers: each limit with where it came from, the leak verdict,
+    the bottlenecks with their evidence."""
+    from reports.findings import capacity_view
 
+    view = capacity_view(report.model_dump(mode="json", by_alias=True))
     table = _table("capacity", ("", ""), show_header=False)
     table.columns[0].style = "bold"
-    for label, text in capacity_rows(report):
-        table.add_row(label, text)
+    for row in view.limits:
+        where = "; ".join(p for p in (row["source"], row["how"], row["predicted"]) if p)
+        table.add_row(row["limit"], row["value"] + (f" ({where})" if where else ""))
+    if view.memory_leak is not None:
+        table.add_row("memory leak", view.memory_leak)
+    for item in view.bottlenecks:
+        table.add_row(
+            f"bottleneck: {item['component']}",
+            f"{item['scenario']} at {item['limit']}: {item['evidence']}",
+        )
     _console().print(table)

@@ -38,6 +38,7 @@ def plan_run(options: RunOptions, view: View = "results") -> Job:
         secrets=secret_header_values(options.headers),
         allowed_hosts=tuple(options.allow_hosts),
         json_output=options.json_output,
+        baseline=options.baseline,
     )
 
 

@@ -22,6 +22,7 @@ def suite_command(
     quiet: bool,
     allow_hosts: Sequence[str] = (),
     json_output: bool = False,
+    baseline: Path | None = None,
 ) -> int:
     """Plan the suite from the config, run it; the exit code is the verdict."""
     config = load_config(config_path)
@@ -41,5 +42,7 @@ def suite_command(
         secrets=config.secrets(),
         allowed_hosts=(*config.allowed_hosts, *allow_hosts),
         json_output=json_output,
+        config_file=config.source,
+        baseline=baseline,
     )
     return int(run_job(job).code)
