@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,3 +87,11 @@ def test_unchanged_target_passes_and_injected_latency_is_named(
     assert {("hierarchy", "p50"), ("hierarchy", "p95")} <= regressed, render_markdown(worse)
     text = render_markdown(worse)
     assert "regression(s)" in text and "hierarchy" in text
+    # The command: exit 1, each regression named on stderr, the Markdown on stdout.
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "compare", str(first), str(third)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "regression: hierarchy: p95" in done.stderr
+    assert done.stdout.startswith("## orchestrate compare: **")
