@@ -80,9 +80,10 @@ _BUILTINS: dict[str, dict[str, Any]] = {
         "thresholds": ["errorRate < 5%"],
     },
     "endurance": {
-        "description": "Endurance: 50 users, 30 s ramp, 60 min; finds memory leaks.",
+        "description": "Endurance: 50 users, 30 s ramp, 60 min; finds memory leaks (a trend "
+        "verdict on memory, threads and open files).",
         "shape": _ramp_hold(50, 30, 3600),
-        "thresholds": ["errorRate < 0.1%", "memoryDelta < 20MB"],
+        "thresholds": ["errorRate < 0.1%", "memoryDelta < 20MB", "memoryLeak == false"],
     },
     "ws-normal": {
         "description": "WebSocket normal: 50 connections arriving at 5/s, 10 min, ~100 msg/s.",

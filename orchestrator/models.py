@@ -245,7 +245,7 @@ class Threshold(Model):
     """One SLA check with its measured value, so a report shows both."""
 
     metric: str
-    op: Literal["<", "<=", ">", ">="]
+    op: Literal["<", "<=", ">", ">=", "==", "!="]
     limit: float
     measured: float | None
     passed: bool | None = Field(description="None when the metric could not be measured.")

@@ -25,7 +25,7 @@ from orchestrator.errors import ConfigError, ExitCode
 from orchestrator.models import LoadTestResult, Status, Threshold
 from orchestrator.scenarios import Scenario
 
-Op = Literal["<", "<=", ">", ">="]
+Op = Literal["<", "<=", ">", ">=", "==", "!="]
 Scope = Literal["scenario", "suite"]
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -33,6 +33,8 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     ">": operator.gt,
     ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
 }
 
 # Unit families: suffix (lower case) -> factor to the metric's canonical unit.
@@ -51,6 +53,7 @@ _UNITS: dict[str, dict[str, float]] = {
         "gib": 1024.0**3,
     },
     "count": {"": 1.0},
+    "bool": {"": 1.0},  # true = 1, false = 0
 }
 
 
@@ -78,6 +81,8 @@ METRICS: dict[str, Metric] = {
     "wsMessageRate": Metric("websocket.messageRate", "rate", generator_sensitive=True),
     "wsConnectionsFailed": Metric("websocket.connectionsFailed", "count"),
     "loadNotDelivered": Metric("loadNotDelivered", "count"),
+    # The leak verdict (orchestrator.conclusions.leak): gate with `memoryLeak == false`.
+    "memoryLeak": Metric("leak.memoryLeak", "bool"),
     # Suite-wide: see evaluate_suite for how each is aggregated.
     "aggregateThroughput": Metric("aggregateThroughput", "rate", "suite"),
     "aggregateWsMessageRate": Metric("aggregateWsMessageRate", "rate", "suite"),
@@ -89,6 +94,7 @@ _SHOW: dict[str, Callable[[float], str]] = {
     "rate": lambda v: f"{v:,.1f}/s",
     "bytes": lambda v: f"{v / 1e6:,.1f} MB",
     "count": lambda v: f"{v:,.0f}",
+    "bool": lambda v: "true" if v else "false",
 }
 
 
@@ -106,8 +112,8 @@ _ALIASES = {
 }
 
 _TEXT = re.compile(
-    r"^\s*(?P<metric>[A-Za-z][A-Za-z0-9_.]*)\s*(?P<op><=|>=|<|>)\s*"
-    r"(?P<number>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?P<unit>\S*)\s*$"
+    r"^\s*(?P<metric>[A-Za-z][A-Za-z0-9_.]*)\s*(?P<op><=|>=|==|!=|<|>)\s*"
+    r"(?P<number>true|false|[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?P<unit>\S*)\s*$"
 )
 
 
@@ -120,6 +126,18 @@ def _canonical_metric(name: str) -> str:
     if name not in METRICS:
         raise ValueError(f"unknown metric {name!r}; known: {', '.join(metric_names())}")
     return name
+
+
+def _number(metric: str, text: str) -> float:
+    """A limit's number; ``true``/``false`` only for a yes/no metric such as memoryLeak."""
+    is_bool = METRICS[metric].unit == "bool"
+    if text in ("true", "false"):
+        if not is_bool:
+            raise ValueError(f"{metric} takes a number, not {text}")
+        return 1.0 if text == "true" else 0.0
+    if is_bool:
+        raise ValueError(f"{metric} is true or false (e.g. '{metric} == false')")
+    return float(text)
 
 
 def _to_limit(metric: str, number: float, unit: str) -> float:
@@ -154,7 +172,7 @@ class ThresholdSpec(BaseModel):
                     "such as 'p95 < 500ms'"
                 )
             metric = _canonical_metric(match["metric"])
-            limit = _to_limit(metric, float(match["number"]), match["unit"])
+            limit = _to_limit(metric, _number(metric, match["number"]), match["unit"])
             return {"metric": metric, "op": match["op"], "limit": limit, "label": data.strip()}
         if isinstance(data, dict) and isinstance(data.get("metric"), str):
             data = {**data, "metric": _canonical_metric(data["metric"])}
@@ -227,7 +245,8 @@ def _measure(
     metric = METRICS[spec.metric]
     value = lookup(data, metric.path)
     if value is None:
-        return None, result.missing.get(metric.path) or f"{metric.path} was not measured"
+        why = result.missing.get(metric.path) or result.missing.get(metric.path.split(".")[0])
+        return None, why or f"{metric.path} was not measured"
     if spec.metric != "throughputPerEndpoint":
         return float(value), None
     if scenario is None or not scenario.endpoints:

@@ -24,7 +24,8 @@ LEAK = {True: "yes: memory grows", False: "no leak found", None: "could not tell
 
 def humanize(key: str) -> str:
     """``maxConcurrentUsers`` -> ``max concurrent users``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", key).lower()
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", key).lower()
+    return words.replace("web socket", "WebSocket")
 
 
 def fmt_value(value: Any, unit: Any = None) -> str:
@@ -65,7 +66,9 @@ def _limit_row(name: str, limit: Any) -> dict[str, str]:
         "bound": BOUNDS.get(str(limit.get("bound")), str(limit.get("bound") or "")),
         "source": where,
         "how": str(limit.get("basis") or limit.get("reason") or ""),
-        "predicted": "" if predicted is None else f"{fmt_value(predicted, unit)} (estimate)",
+        "predicted": ""
+        if predicted is None
+        else f"USL predicts {fmt_value(predicted, unit)} (estimate)",
     }
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from orchestrator.errors import ConfigError, ExitCode
 from orchestrator.models import (
+    LeakReport,
     LoadTestResult,
     ResourceUsage,
     ResponseTime,
@@ -20,6 +21,7 @@ from orchestrator.sla import (
     Verdict,
     evaluate,
     evaluate_suite,
+    format_metric,
     parse_threshold,
     suite_exit_code,
     verdict,
@@ -271,3 +273,38 @@ def test_spec_is_frozen_and_judges() -> None:
     assert spec.judge(500.0).passed is False
     assert spec.judge(None, "no data").passed is None
     assert ThresholdSpec.model_validate("p95 <= 500ms").judge(500.0).passed is True
+
+
+def leaking(verdict: bool | None) -> LeakReport:
+    return LeakReport(
+        verdict={True: "leak", False: "no leak", None: "inconclusive"}[verdict],
+        memory_leak=verdict,
+        warmup=1.0,
+        window_start=0.0,
+        window_end=60.0,
+        projection_minutes=60.0,
+        trends=[],
+        summary="synthetic",
+    )
+
+
+def test_the_leak_verdict_is_a_gate() -> None:
+    spec = parse_threshold("memoryLeak == false")
+    assert (spec.metric, spec.op, spec.limit) == ("memoryLeak", "==", 0.0)
+    assert evaluate(result(leak=leaking(False)), [spec])[0].passed is True
+    failed = evaluate(result(leak=leaking(True)), [spec])[0]
+    assert failed.passed is False
+    assert format_metric("memoryLeak", failed.measured) == "true"
+    unknown = evaluate(result(leak=leaking(None)), [spec])[0]
+    assert unknown.passed is None  # could not tell: never a pass
+    short = result(missing={"leak": "too short to judge a trend: 4 samples over 3.0 s"})
+    not_judged = evaluate(short, [spec])[0]
+    assert not_judged.passed is None
+    assert not_judged.detail is not None and "too short" in not_judged.detail
+
+
+def test_yes_no_metrics_take_true_or_false_only() -> None:
+    with pytest.raises(ConfigError, match="true or false"):
+        parse_threshold("memoryLeak < 1")
+    with pytest.raises(ConfigError, match="takes a number"):
+        parse_threshold("p95 < true")
