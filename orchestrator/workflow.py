@@ -14,8 +14,10 @@ and the report is written whatever happened, shielded from a second signal.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,11 +30,12 @@ from orchestrator import interrupts, sla
 from orchestrator.config import LoginConfig
 from orchestrator.engines import known_tools, require_tool
 from orchestrator.errors import ConfigError, ExitCode, ToolNotFoundError
-from orchestrator.execute import RunSettings, run_scenario
+from orchestrator.execute import ResultNotSavedError, RunSettings, run_scenario
 from orchestrator.login import log_in, with_headers
 from orchestrator.models import LoadTestResult, Status, Threshold
 from orchestrator.plan import PlannedScenario, Suite
 from orchestrator.redact import remember_secret
+from orchestrator.safe_files import NotWrittenError, Unwritten, describe_unwritten
 from orchestrator.targets import (
     LocatedTarget,
     TargetSpec,
@@ -44,6 +47,9 @@ from orchestrator.targets import (
 LOG = logging.getLogger(__name__)
 
 REFERENCE_PORT = 8000
+# Run folders of one label started within the same second: <stamp>-<label>-2, -3, ...
+MAX_RUN_DIRS_PER_SECOND = 10_000
+FAILED = (Status.TOOL_FAILED, Status.TARGET_FAILED)
 # How the outcome is shown on the console: one table per result (`run`, `import`), one
 # verdict table (`suite`), or nothing (the Python API returns the results instead).
 View = Literal["results", "verdicts", "none"]
@@ -76,6 +82,8 @@ class Outcome:
     suite_checks: list[Threshold] = field(default_factory=list)
     code: ExitCode = ExitCode.TOOL_OR_TARGET_FAILED
     secrets: tuple[str, ...] = ()
+    # Files of the report the disk refused (full, read-only): said once, exit code 3.
+    unwritten: list[Unwritten] = field(default_factory=list)
 
 
 def say(message: str) -> None:
@@ -130,23 +138,56 @@ def resolve_tools(
 
 
 def new_run_dir(report_dir: Path, label: str) -> Path:
-    """``<report_dir>/<UTC timestamp>-<label>``, plus a ``latest`` link to it."""
+    """``<report_dir>/<UTC timestamp>-<label>`` (``-2``, ``-3``, ... when taken), plus a
+    ``latest`` link to it.
+
+    Race-free: ``mkdir`` either creates the folder or fails, so two runs started in the
+    same second, in two processes, get two folders. A report dir that cannot be written
+    (a file in the way, a read-only mount, no permission) is a ConfigError: it is known
+    before anything starts, so nothing is started.
+    """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = report_dir / f"{stamp}-{label}"
-    suffix = 1
-    while run_dir.exists():
-        suffix += 1
-        run_dir = report_dir / f"{stamp}-{label}-{suffix}"
-    run_dir.mkdir(parents=True)
-    latest = report_dir / "latest"
     try:
-        if latest.is_symlink():
-            latest.unlink()
-        if not latest.exists():
-            latest.symlink_to(run_dir.name)
+        if report_dir.exists() and not report_dir.is_dir():
+            raise ConfigError(
+                f"report dir {report_dir} is a file, not a folder: "
+                "remove it or choose another with --report-dir"
+            )
+        report_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = _claim_dir(report_dir, f"{stamp}-{label}")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create a report directory in {report_dir}: {exc.strerror or exc} "
+            "(choose another with --report-dir)"
+        ) from exc
+    _point_latest(report_dir, run_dir)
+    return run_dir
+
+
+def _claim_dir(parent: Path, name: str) -> Path:
+    for suffix in range(1, MAX_RUN_DIRS_PER_SECOND):
+        run_dir = parent / (name if suffix == 1 else f"{name}-{suffix}")
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue  # taken, by an earlier run or one running now
+        return run_dir
+    raise ConfigError(f"{parent} has {MAX_RUN_DIRS_PER_SECOND} run folders named {name}")
+
+
+def _point_latest(report_dir: Path, run_dir: Path) -> None:
+    """Point ``latest`` at ``run_dir``: a new link renamed over the old one, so that two
+    runs finishing together never see it missing or fail on each other's link."""
+    latest = report_dir / "latest"
+    if latest.exists() and not latest.is_symlink():
+        return  # a real file or folder of the user's: left alone
+    link = report_dir / f".latest-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        link.symlink_to(run_dir.name)
+        link.replace(latest)
     except OSError:
         LOG.debug("could not update %s", latest)
-    return run_dir
+        link.unlink(missing_ok=True)
 
 
 def _is_listening(host: str, port: int) -> bool:
@@ -223,17 +264,27 @@ def run_scenarios(
         if url_port(scenario.base_url) != service:
             # Another server (a database scenario's): sample the one at its address.
             sampled, why = locate_target(None, scenario.base_url)
-        result = run_scenario(
-            scenario,
-            planned.tool,
-            outcome.run_dir / scenario.name,
-            sampled,
-            job.settings,
-            unsampled_reason=why,
-            thresholds=planned.thresholds,
-        )
+        try:
+            result = run_scenario(
+                scenario,
+                planned.tool,
+                outcome.run_dir / scenario.name,
+                sampled,
+                job.settings,
+                unsampled_reason=why,
+                thresholds=planned.thresholds,
+            )
+        except ResultNotSavedError as exc:
+            # Measured but not saved: kept for the console and the summary.
+            result = exc.result
+            outcome.unwritten.extend(exc.unwritten)
         outcome.results.append(result)
-        if result.status is Status.INTERRUPTED:
+        if result.status in FAILED:
+            # Said where it is seen even when the tool's output is hidden: one line.
+            detail = " ".join((result.status_detail or "").split())
+            say(f"orchestrate: {scenario.name}: {result.status.value}: {detail}")
+        if result.status is Status.INTERRUPTED or outcome.unwritten:
+            # A disk that refused a result would lose the next scenario's too.
             break
 
 
@@ -241,6 +292,8 @@ def judge(job: Job, outcome: Outcome) -> None:
     """The suite-wide SLA and the exit code (each result was judged as it was measured)."""
     outcome.suite_checks = sla.evaluate_suite(outcome.results, job.suite.suite_thresholds)
     outcome.code = sla.suite_exit_code(outcome.results, outcome.skipped, outcome.suite_checks)
+    if outcome.unwritten:
+        outcome.code = ExitCode.TOOL_OR_TARGET_FAILED
 
 
 def finish(title: str, heading: str, view: View, outcome: Outcome) -> None:
@@ -249,20 +302,30 @@ def finish(title: str, heading: str, view: View, outcome: Outcome) -> None:
     from reports.console import print_result, print_verdicts
     from reports.writer import write_report
 
-    write_report(
-        outcome.run_dir,
-        title,
-        outcome.results,
-        skipped=outcome.skipped,
-        suite_checks=outcome.suite_checks,
-        exit_code=int(outcome.code),
-        secrets=outcome.secrets,
-    )
+    unwritten = list(outcome.unwritten)  # result.json files, refused as they were measured
+    try:
+        write_report(
+            outcome.run_dir,
+            title,
+            outcome.results,
+            skipped=outcome.skipped,
+            suite_checks=outcome.suite_checks,
+            exit_code=int(outcome.code),
+            secrets=outcome.secrets,
+        )
+    except NotWrittenError as exc:
+        unwritten += exc.unwritten
+    # The console shows every number even when no file could hold it.
     if view == "verdicts":
         print_verdicts(outcome.results, outcome.skipped, outcome.suite_checks, heading)
     elif view == "results":
         for result in outcome.results:
             print_result(result)
+    if unwritten:
+        # One line for everything the disk refused; what was written is complete.
+        say(f"orchestrate: error: {describe_unwritten(unwritten, outcome.run_dir)}")
+        if outcome.code is not ExitCode.INTERRUPTED:
+            outcome.code = ExitCode.TOOL_OR_TARGET_FAILED
     # A run that measured nothing says only why (one line, from the CLI).
     if view == "verdicts" or (view == "results" and outcome.results):
         say(f"report: {outcome.run_dir}")

@@ -87,6 +87,8 @@ def build_sections(
         if draw:
             try:
                 section.plots = plots.plot_result(result, run_dir, stem)
+            except OSError:
+                raise  # the disk refused it: the writer says so once
             except Exception as exc:
                 LOG.warning(
                     "plots of %s not drawn: %s: %s", result.scenario, type(exc).__name__, exc
@@ -116,6 +118,8 @@ def render_html(
     if draw:
         try:
             suite_plot = plots.plot_suite(results, run_dir)
+        except OSError:
+            raise
         except Exception as exc:
             LOG.warning("suite plot not drawn: %s: %s", type(exc).__name__, exc)
     env = Environment(

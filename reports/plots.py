@@ -299,6 +299,8 @@ def _draw(title: str, run_dir: Path, name: str, draw: Callable[[Figure], None]) 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         save_figure(path, draw)
+    except OSError:
+        raise  # the disk refused it: the writer says so once, for the whole report
     except Exception as exc:
         LOG.warning("plot %s not drawn: %s: %s", name, type(exc).__name__, exc)
         return Plot(title, reason=f"plot failed: {type(exc).__name__}: {exc}")
