@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -19,7 +18,7 @@ from pathlib import Path
 from orchestrator import interrupts, process
 from orchestrator.analysis import attach_findings
 from orchestrator.engines import check_supports
-from orchestrator.engines.base import Engine, Invocation
+from orchestrator.engines.base import Engine, Invocation, private_dirs_removed
 from orchestrator.errors import ParseError, ReportError
 from orchestrator.models import LoadTestResult, Status, TargetExit
 from orchestrator.process import OutputSink, ToolRun
@@ -59,16 +58,6 @@ def run_scenario(
     adapter = check_supports(tool, scenario)
     # The tool runs with cwd=workdir: a relative path in its argv would be taken from there.
     workdir = workdir.resolve()
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        invocation = adapter.prepare(scenario, workdir)
-    except OSError as exc:
-        # A full or read-only disk before the load: nothing measured, nothing started.
-        where = Path(exc.filename) if exc.filename else workdir
-        raise ReportError(
-            f"cannot prepare {tool}: " + describe_unwritten([Unwritten.of(where, exc)], workdir)
-        ) from exc
-    t0 = time.monotonic()
     samplers: dict[str, Sampler] = {}
     generator: list[ProcessTreeSampler] = []
 
@@ -79,7 +68,11 @@ def run_scenario(
         sampler.start()
 
     with ExitStack() as cleanup:
-        cleanup.callback(_remove_private, invocation)
+        # The tool's configs with real secrets go as soon as it is done, whatever happened:
+        # a prepare failing half-way, an interruption, the tool killed.
+        cleanup.enter_context(private_dirs_removed())
+        invocation = _prepare(adapter, scenario, workdir)
+        t0 = time.monotonic()
         if target is not None:
             samplers["target"] = target.sampler(settings.sample_interval, t0)
             samplers["target"].start()
@@ -125,6 +118,17 @@ class ResultNotSavedError(NotWrittenError):
     def __init__(self, result: LoadTestResult, unwritten: Unwritten) -> None:
         super().__init__([unwritten], unwritten.path.parent)
         self.result = result
+
+
+def _prepare(adapter: Engine, scenario: Scenario, workdir: Path) -> Invocation:
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        return adapter.prepare(scenario, workdir)
+    except OSError as exc:
+        # A full or read-only disk before the load: nothing measured, nothing started.
+        where = Path(exc.filename) if exc.filename else workdir
+        unwritten = describe_unwritten([Unwritten.of(where, exc)], workdir)
+        raise ReportError(f"cannot prepare {adapter.NAME}: {unwritten}") from exc
 
 
 def _latest_rss(sampler: Sampler | None) -> int | None:
@@ -201,8 +205,3 @@ def save_result(result: LoadTestResult, path: Path) -> Path:
     """Write atomically, so a reader never sees half a result (OSError when it cannot)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_atomic(path, result.to_json())
-
-
-def _remove_private(invocation: Invocation) -> None:
-    if invocation.private_dir is not None:
-        shutil.rmtree(invocation.private_dir, ignore_errors=True)
