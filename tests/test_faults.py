@@ -463,3 +463,21 @@ def test_run_dirs_made_at_once_by_threads_and_processes_are_all_distinct(tmp_pat
     latest = reports / "latest"
     assert latest.is_symlink() and os.readlink(latest) in made
     assert [p.name for p in reports.iterdir() if p.name.startswith(".")] == []
+
+
+# ---- a bug is not a verdict ----
+
+
+def test_an_unexpected_error_is_one_line_and_exit_3_never_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestrator import cli
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug in a command")
+
+    monkeypatch.setattr(LoadTestResult, "model_json_schema", broken)
+    monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+    assert cli.main(["schema"]) == 3
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("orchestrate: internal error: RuntimeError: a bug in a command")
