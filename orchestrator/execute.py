@@ -3,6 +3,8 @@
 The result file is written whatever happens after the tool started: a failed parse
 becomes a ``tool_failed`` result that points at the raw output, Ctrl-C (or SIGTERM,
 SIGHUP: :mod:`orchestrator.interrupts`) an ``interrupted`` result with what was measured.
+A disk that refuses the file raises :class:`ResultNotSavedError`, which carries the result.
+The tool's private folder (configs with real secrets) is removed on every way out.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ Interruption is handled here once: while a job runs, SIGINT, SIGTERM and SIGHUP 
 ``KeyboardInterrupt`` (:mod:`orchestrator.interrupts`); the tool is stopped by
 :mod:`orchestrator.process`, a target we started is stopped when ``open_target`` exits,
 and the report is written whatever happened, shielded from a second signal.
+
+Faults of the disk are said once: a report dir that cannot be made is a ConfigError before
+anything starts (exit 2); a result or report file the disk refuses after the load is named
+in one line at the end, with the numbers still on the console (exit 3).
 """
 
 from __future__ import annotations
