@@ -7,7 +7,9 @@ Heavy modules (pandas, matplotlib, the engines) are imported inside the commands
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +23,7 @@ from orchestrator.errors import ConfigError, ExitCode, FatalError
 from orchestrator.options import RunOptions
 
 LOG = logging.getLogger("orchestrator")
+DEBUG_ENV = "ORCHESTRATE_DEBUG"
 
 app = typer.Typer(
     name="orchestrate",
@@ -338,6 +341,16 @@ def main(argv: list[str] | None = None) -> int:
     except FatalError as exc:
         print(f"orchestrate: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
+    except Exception as exc:
+        # A bug, not a verdict: exit 1 means only "an SLA failed", so never that.
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        print(
+            f"orchestrate: internal error: {type(exc).__name__}: {exc} "
+            f"(a bug; {DEBUG_ENV}=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return int(ExitCode.TOOL_OR_TARGET_FAILED)
     if code == ExitCode.INTERRUPTED:
         # Ctrl-C, SIGTERM and SIGHUP alike, whether the run stopped inside the tool (its
         # interrupted result is kept) or elsewhere: one line, exit 130.

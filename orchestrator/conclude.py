@@ -15,6 +15,7 @@ from orchestrator.errors import ConfigError, ExitCode
 from orchestrator.models import LoadTestResult, Threshold
 from orchestrator.plan import Suite
 from orchestrator.redact import redact_text
+from orchestrator.safe_files import write_atomic
 
 if TYPE_CHECKING:
     from orchestrator.conclusions.models import CapacityReport
@@ -36,10 +37,8 @@ class Conclusions:
 def save_plan(suite: Suite, run_dir: Path, secrets: tuple[str, ...] = ()) -> Path:
     """What was planned (scenarios, shapes, SLAs): ``analyze`` needs the shapes to tell a
     hold from a climb. Secrets are masked, as in every file orchestrate writes."""
-    path = run_dir / PLAN_FILE
     text = suite.model_dump_json(indent=2)
-    path.write_text(redact_text(text, secrets, keys=False), encoding="utf-8")
-    return path
+    return write_atomic(run_dir / PLAN_FILE, redact_text(text, secrets, keys=False))
 
 
 def conclude(
@@ -63,9 +62,7 @@ def conclude(
 
 
 def write_capacity(capacity: CapacityReport, run_dir: Path) -> Path:
-    path = run_dir / CAPACITY_FILE
-    path.write_text(capacity.to_json(), encoding="utf-8")
-    return path
+    return write_atomic(run_dir / CAPACITY_FILE, capacity.to_json())
 
 
 def load_run(run_dir: Path) -> tuple[Suite, list[LoadTestResult], dict[str, str]]:

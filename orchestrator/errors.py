@@ -47,3 +47,10 @@ class ParseError(ToolError):
 
 class TargetError(FatalError):
     """The target could not be found, started or reached."""
+
+
+class ReportError(FatalError):
+    """Part of the report could not be written (disk full, read-only, no permission).
+
+    Raised only after what could be written was written; the message names what is missing.
+    """

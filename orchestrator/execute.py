@@ -3,13 +3,14 @@
 The result file is written whatever happens after the tool started: a failed parse
 becomes a ``tool_failed`` result that points at the raw output, Ctrl-C (or SIGTERM,
 SIGHUP: :mod:`orchestrator.interrupts`) an ``interrupted`` result with what was measured.
+A disk that refuses the file raises :class:`ResultNotSavedError`, which carries the result.
+The tool's private folder (configs with real secrets) is removed on every way out.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -19,11 +20,12 @@ from pathlib import Path
 from orchestrator import interrupts, process
 from orchestrator.analysis import attach_findings
 from orchestrator.engines import check_supports
-from orchestrator.engines.base import Engine, Invocation
-from orchestrator.errors import ParseError
-from orchestrator.models import LoadTestResult, Status
+from orchestrator.engines.base import Engine, Invocation, private_dirs_removed
+from orchestrator.errors import ParseError, ReportError
+from orchestrator.models import LoadTestResult, Status, TargetExit
 from orchestrator.process import OutputSink, ToolRun
 from orchestrator.progress import Progress
+from orchestrator.safe_files import NotWrittenError, Unwritten, describe_unwritten, write_atomic
 from orchestrator.samplers import ProcessTreeSampler, Sampler, generator_sampler, generator_usage
 from orchestrator.scenarios import Scenario
 from orchestrator.sla import ThresholdSpec, evaluate
@@ -60,9 +62,6 @@ def run_scenario(
     adapter = check_supports(tool, scenario)
     # The tool runs with cwd=workdir: a relative path in its argv would be taken from there.
     workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    invocation = adapter.prepare(scenario, workdir)
-    t0 = time.monotonic()
     samplers: dict[str, Sampler] = {}
     generator: list[ProcessTreeSampler] = []
 
@@ -73,7 +72,11 @@ def run_scenario(
         sampler.start()
 
     with ExitStack() as cleanup:
-        cleanup.callback(_remove_private, invocation)
+        # The tool's configs with real secrets go as soon as it is done, whatever happened:
+        # a prepare failing half-way, an interruption, the tool killed.
+        cleanup.enter_context(private_dirs_removed())
+        invocation = _prepare(adapter, scenario, workdir)
+        t0 = time.monotonic()
         if target is not None:
             samplers["target"] = target.sampler(settings.sample_interval, t0)
             samplers["target"].start()
@@ -99,12 +102,37 @@ def run_scenario(
             for sampler in samplers.values():
                 sampler.stop()
     result = _parse(adapter, scenario, invocation, run)
-    result = _attach_usage(result, samplers.get("target"), generator, invocation, unsampled_reason)
+    result = _attach_usage(
+        result, target, samplers.get("target"), generator, invocation, unsampled_reason
+    )
     error_sla = min((t.limit for t in thresholds if t.metric == "errorRate"), default=None)
     result = attach_findings(result, scenario, error_sla)
     result = result.model_copy(update={"thresholds": evaluate(result, thresholds, scenario)})
-    save_result(result, workdir / RESULT_FILE)
+    path = workdir / RESULT_FILE
+    try:
+        save_result(result, path)
+    except OSError as exc:
+        raise ResultNotSavedError(result, Unwritten.of(path, exc)) from exc
     return result
+
+
+class ResultNotSavedError(NotWrittenError):
+    """The run was measured but its result.json could not be written; the result is here."""
+
+    def __init__(self, result: LoadTestResult, unwritten: Unwritten) -> None:
+        super().__init__([unwritten], unwritten.path.parent)
+        self.result = result
+
+
+def _prepare(adapter: Engine, scenario: Scenario, workdir: Path) -> Invocation:
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        return adapter.prepare(scenario, workdir)
+    except OSError as exc:
+        # A full or read-only disk before the load: nothing measured, nothing started.
+        where = Path(exc.filename) if exc.filename else workdir
+        unwritten = describe_unwritten([Unwritten.of(where, exc)], workdir)
+        raise ReportError(f"cannot prepare {adapter.NAME}: {unwritten}") from exc
 
 
 def _latest_rss(sampler: Sampler | None) -> int | None:
@@ -118,7 +146,8 @@ def _parse(
     try:
         result = adapter.parse(scenario, invocation, run)
     except ParseError as exc:
-        LOG.error("%s", exc)  # noqa: TRY400 - one line, not a traceback
+        # Not logged as an error: the status line of the run says it (workflow.run_scenarios).
+        LOG.info("%s", exc)
         return build.unreadable(scenario, invocation.tool, run, invocation.output_path, str(exc))
     except Exception as exc:
         # A parser bug must not lose the run: the raw output stays, the result says why.
@@ -134,6 +163,7 @@ def _parse(
 
 def _attach_usage(
     result: LoadTestResult,
+    located: LocatedTarget | None,
     target: Sampler | None,
     generator: list[ProcessTreeSampler],
     invocation: Invocation,
@@ -146,10 +176,7 @@ def _attach_usage(
         update["resource_usage"] = usage
         if usage.target_exit is not None and result.status is Status.COMPLETED:
             update["status"] = Status.TARGET_FAILED
-            update["status_detail"] = (
-                f"the target exited {usage.target_exit.t:.1f} s into the run "
-                f"(exit code {usage.target_exit.exit_code})"
-            )
+            update["status_detail"] = describe_exit(located, usage.target_exit)
     else:
         missing["resourceUsage"] = unsampled_reason
     if generator:
@@ -160,15 +187,25 @@ def _attach_usage(
     return result.model_copy(update=update)
 
 
+def describe_exit(located: LocatedTarget | None, gone: TargetExit) -> str:
+    """How the target went away. A process we did not start is not our child: its exit
+    code cannot be known, so none is given; for one we started (or a container) it is."""
+    if located is not None and located.container is not None:
+        who, verb = f"the target (container {located.container})", "stopped"
+    elif located is not None and located.pid is not None:
+        who, verb = f"the target (pid {located.pid})", "exited"
+    else:
+        who, verb = "the target", "exited"
+    when = f"{gone.t:.1f} s into the run"
+    code = gone.exit_code
+    if code is None:
+        return f"{who} {verb} {when}"
+    if code < 0:
+        return f"{who} was killed by {process.signal_name(-code)} {when}"
+    return f"{who} {verb} {when} with exit code {code}"
+
+
 def save_result(result: LoadTestResult, path: Path) -> Path:
-    """Write atomically, so a reader never sees half a result."""
+    """Write atomically, so a reader never sees half a result (OSError when it cannot)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(result.to_json(), encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
-def _remove_private(invocation: Invocation) -> None:
-    if invocation.private_dir is not None:
-        shutil.rmtree(invocation.private_dir, ignore_errors=True)
+    return write_atomic(path, result.to_json())

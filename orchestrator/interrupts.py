@@ -10,8 +10,10 @@ up, the report is written and the exit code is 130 (whichever signal it was).
 
 While what must finish runs (:func:`shielded`: stopping the tool's group, stopping a target
 we started, writing the report; each bounded) a signal is noted, not raised: a second Ctrl-C
-must not leave a process behind or cut ``summary.json`` in half. The exit code stays what
-the run decided (130 if the first signal interrupted it).
+must not leave a process behind or cut ``summary.json`` in half. After the first signal of
+a run, later ones are only noted wherever they land: the run is already stopping, and
+everything left (stopping, parsing, saving, writing the report) is bounded. The exit code
+stays what the run decided (130 if the first signal interrupted it).
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ class Interrupted(KeyboardInterrupt):
 class _State:
     received: list[str]
     shield_depth: int
+    noted: bool  # the "finishing the clean-up first" line was shown (once is enough)
 
     def __init__(self) -> None:
         self.received = []
         self.shield_depth = 0
+        self.noted = False
 
 
 _STATE = _State()
@@ -65,8 +69,12 @@ def describe() -> str:
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     name = signal.Signals(signum).name
     _STATE.received.append(name)
-    if _STATE.shield_depth:
-        print(f"orchestrate: {name}: finishing the clean-up first", file=sys.stderr, flush=True)
+    # Only the first signal interrupts: between the shielded steps (parsing what the tool
+    # wrote, saving result.json) a second one would otherwise lose the measured result.
+    if _STATE.shield_depth or len(_STATE.received) > 1:
+        if not _STATE.noted:
+            _STATE.noted = True
+            print(f"orchestrate: {name}: finishing the clean-up first", file=sys.stderr, flush=True)
         return
     raise Interrupted(name)
 
@@ -82,6 +90,7 @@ def interruptible() -> Iterator[None]:
         yield
         return
     _STATE.received.clear()
+    _STATE.noted = False
     previous = {sig: signal.signal(sig, _on_signal) for sig in HANDLED}
     try:
         yield

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO
 
 from orchestrator import interrupts
-from orchestrator.errors import ToolError, ToolNotFoundError
+from orchestrator.errors import ReportError, ToolError, ToolNotFoundError
 
 LOG = logging.getLogger(__name__)
 
@@ -73,9 +73,19 @@ class ToolRun:
             return "interrupted"
         if self.timed_out:
             return "timed out and was stopped"
+        if self.returncode is not None and self.returncode < 0:
+            # Killed from outside (kill -9, the OOM killer): its last line says nothing.
+            return f"was killed by {signal_name(-self.returncode)}"
         last = next((line for line in reversed(self.tail) if line.strip()), "")
         detail = f": {last.strip()[:300]}" if last else ""
         return f"exited with code {self.returncode}{detail}"
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def resolve_executable(name: str, install_hint: str) -> str:
@@ -100,6 +110,7 @@ class _Pump(threading.Thread):
         self.log = log
         self.sink = sink
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.log_error: OSError | None = None
         self._partial = ""
 
     def run(self) -> None:
@@ -111,8 +122,7 @@ class _Pump(threading.Thread):
                 break
             if not chunk:
                 break
-            self.log.write(chunk)
-            self.log.flush()
+            self._write_log(chunk)
             text = chunk.decode("utf-8", errors="replace")
             if self.sink is not None:
                 try:
@@ -125,6 +135,18 @@ class _Pump(threading.Thread):
             self._keep_tail(text)
         if self._partial:
             self.tail.append(self._partial)
+
+    def _write_log(self, chunk: bytes) -> None:
+        if self.log_error is not None:
+            return
+        try:
+            self.log.write(chunk)
+            self.log.flush()
+        except OSError as exc:
+            # A full disk must not stop the pump: the tool would block on a full pipe and
+            # lose its run. The tail and the live display still get the output.
+            self.log_error = exc
+            LOG.debug("tool log not written any further: %s", exc)
 
     def _keep_tail(self, text: str) -> None:
         lines = (self._partial + text).replace("\r", "\n").split("\n")
@@ -186,12 +208,15 @@ class RunningTool:
     ) -> None:
         self.argv = [str(a) for a in argv]
         self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ if env is None else env)
         self.started = datetime.now(UTC)
         self.interrupted = False
         self.timed_out = False
-        self._log = log_path.open("wb")
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = log_path.open("wb")
+        except OSError as exc:
+            raise ReportError(f"cannot write {log_path}: {exc.strerror or exc}") from exc
         try:
             self.proc = subprocess.Popen(
                 self.argv,

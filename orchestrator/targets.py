@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator import interrupts
 from orchestrator.docker_sampler import DockerSampler
-from orchestrator.errors import ConfigError, TargetError, ToolNotFoundError
+from orchestrator.errors import ConfigError, ReportError, TargetError, ToolNotFoundError
 from orchestrator.process import resolve_executable, stop_process_group
 from orchestrator.samplers import ProcessTreeSampler, Sampler
 
@@ -285,9 +285,13 @@ def managed_target(spec: TargetSpec, log_dir: Path) -> Iterator[ManagedTarget]:
         argv = [resolve_executable(program, "check the target command"), *spec.command[1:]]
     except ToolNotFoundError as exc:
         raise TargetError(str(exc)) from exc
-    log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "target.log"
-    with log_path.open("wb") as log:
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = log_path.open("wb")
+    except OSError as exc:
+        raise ReportError(f"cannot write {log_path}: {exc.strerror or exc}") from exc
+    with log:
         try:
             proc = subprocess.Popen(
                 argv,

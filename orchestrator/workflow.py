@@ -9,13 +9,19 @@ Interruption is handled here once: while a job runs, SIGINT, SIGTERM and SIGHUP 
 ``KeyboardInterrupt`` (:mod:`orchestrator.interrupts`); the tool is stopped by
 :mod:`orchestrator.process`, a target we started is stopped when ``open_target`` exits,
 and the report is written whatever happened, shielded from a second signal.
+
+Faults of the disk are said once: a report dir that cannot be made is a ConfigError before
+anything starts (exit 2); a result or report file the disk refuses after the load is named
+in one line at the end, with the numbers still on the console (exit 3).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,15 +31,16 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from orchestrator import interrupts
-from orchestrator.conclude import conclude, save_plan, write_capacity
+from orchestrator.conclude import CAPACITY_FILE, PLAN_FILE, conclude, save_plan, write_capacity
 from orchestrator.config import LoginConfig
 from orchestrator.engines import known_tools, require_tool
 from orchestrator.errors import ConfigError, ExitCode, FatalError, ToolNotFoundError
-from orchestrator.execute import RunSettings, run_scenario
+from orchestrator.execute import ResultNotSavedError, RunSettings, run_scenario
 from orchestrator.login import log_in, with_headers
 from orchestrator.models import LoadTestResult, Status, Threshold
 from orchestrator.plan import PlannedScenario, Suite
 from orchestrator.redact import remember_secret
+from orchestrator.safe_files import NotWrittenError, Unwritten, describe_unwritten
 from orchestrator.safety import check_targets
 from orchestrator.targets import (
     LocatedTarget,
@@ -50,6 +57,9 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 REFERENCE_PORT = 8000
+# Run folders of one label started within the same second: <stamp>-<label>-2, -3, ...
+MAX_RUN_DIRS_PER_SECOND = 10_000
+FAILED = (Status.TOOL_FAILED, Status.TARGET_FAILED)
 # How the outcome is shown on the console: one table per result (`run`, `import`), one
 # verdict table (`suite`), or nothing (the Python API returns the results instead).
 View = Literal["results", "verdicts", "none"]
@@ -93,6 +103,8 @@ class Outcome:
     # not start): every report says it.
     failure: str | None = None
     config_file: Path | None = None
+    # Files of the report the disk refused (full, read-only): said once, exit code 3.
+    unwritten: list[Unwritten] = field(default_factory=list)
 
 
 def say(message: str) -> None:
@@ -108,7 +120,10 @@ def run_job(job: Job) -> Outcome:
     runnable, skipped = resolve_tools(job.suite.scenarios)
     outcome = Outcome(new_run_dir(job.report_dir, job.label), skipped=skipped, secrets=job.secrets)
     outcome.config_file = job.config_file
-    save_plan(job.suite, outcome.run_dir, job.secrets)
+    try:
+        save_plan(job.suite, outcome.run_dir, job.secrets)
+    except OSError as exc:
+        outcome.unwritten.append(Unwritten.of(outcome.run_dir / PLAN_FILE, exc))
     with interrupts.interruptible():
         try:
             with open_target(job.target, job.base_url, outcome.run_dir) as (target, reason):
@@ -158,23 +173,56 @@ def resolve_tools(
 
 
 def new_run_dir(report_dir: Path, label: str) -> Path:
-    """``<report_dir>/<UTC timestamp>-<label>``, plus a ``latest`` link to it."""
+    """``<report_dir>/<UTC timestamp>-<label>`` (``-2``, ``-3``, ... when taken), plus a
+    ``latest`` link to it.
+
+    Race-free: ``mkdir`` either creates the folder or fails, so two runs started in the
+    same second, in two processes, get two folders. A report dir that cannot be written
+    (a file in the way, a read-only mount, no permission) is a ConfigError: it is known
+    before anything starts, so nothing is started.
+    """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = report_dir / f"{stamp}-{label}"
-    suffix = 1
-    while run_dir.exists():
-        suffix += 1
-        run_dir = report_dir / f"{stamp}-{label}-{suffix}"
-    run_dir.mkdir(parents=True)
-    latest = report_dir / "latest"
     try:
-        if latest.is_symlink():
-            latest.unlink()
-        if not latest.exists():
-            latest.symlink_to(run_dir.name)
+        if report_dir.exists() and not report_dir.is_dir():
+            raise ConfigError(
+                f"report dir {report_dir} is a file, not a folder: "
+                "remove it or choose another with --report-dir"
+            )
+        report_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = _claim_dir(report_dir, f"{stamp}-{label}")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create a report directory in {report_dir}: {exc.strerror or exc} "
+            "(choose another with --report-dir)"
+        ) from exc
+    _point_latest(report_dir, run_dir)
+    return run_dir
+
+
+def _claim_dir(parent: Path, name: str) -> Path:
+    for suffix in range(1, MAX_RUN_DIRS_PER_SECOND):
+        run_dir = parent / (name if suffix == 1 else f"{name}-{suffix}")
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue  # taken, by an earlier run or one running now
+        return run_dir
+    raise ConfigError(f"{parent} has {MAX_RUN_DIRS_PER_SECOND} run folders named {name}")
+
+
+def _point_latest(report_dir: Path, run_dir: Path) -> None:
+    """Point ``latest`` at ``run_dir``: a new link renamed over the old one, so that two
+    runs finishing together never see it missing or fail on each other's link."""
+    latest = report_dir / "latest"
+    if latest.exists() and not latest.is_symlink():
+        return  # a real file or folder of the user's: left alone
+    link = report_dir / f".latest-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        link.symlink_to(run_dir.name)
+        link.replace(latest)
     except OSError:
         LOG.debug("could not update %s", latest)
-    return run_dir
+        link.unlink(missing_ok=True)
 
 
 def _is_listening(host: str, port: int) -> bool:
@@ -258,17 +306,27 @@ def run_scenarios(
         run = run_scenario
         if scenario.shards > 1 or job.settings.agents:
             from orchestrator.sharding import run_sharded as run
-        result = run(
-            scenario,
-            planned.tool,
-            outcome.run_dir / scenario.name,
-            sampled,
-            job.settings,
-            why,
-            planned.thresholds,
-        )
+        try:
+            result = run(
+                scenario,
+                planned.tool,
+                outcome.run_dir / scenario.name,
+                sampled,
+                job.settings,
+                why,
+                planned.thresholds,
+            )
+        except ResultNotSavedError as exc:
+            # Measured but not saved: kept for the console and the summary.
+            result = exc.result
+            outcome.unwritten.extend(exc.unwritten)
         outcome.results.append(result)
-        if result.status is Status.INTERRUPTED:
+        if result.status in FAILED:
+            # Said where it is seen even when the tool's output is hidden: one line.
+            detail = " ".join((result.status_detail or "").split())
+            say(f"orchestrate: {scenario.name}: {result.status.value}: {detail}")
+        if result.status is Status.INTERRUPTED or outcome.unwritten:
+            # A disk that refused a result would lose the next scenario's too.
             break
 
 
@@ -279,6 +337,8 @@ def judge(job: Job, outcome: Outcome) -> None:
     outcome.suite_checks = found.suite_checks
     outcome.code = found.code
     outcome.capacity = found.capacity
+    if outcome.unwritten:
+        outcome.code = ExitCode.TOOL_OR_TARGET_FAILED
 
 
 def compare_with(baseline: Path, outcome: Outcome) -> None:
@@ -310,24 +370,31 @@ def finish(
     from reports.writer import write_report
 
     tables_to_stderr(json_output)
-
+    unwritten = list(outcome.unwritten)  # result.json files, refused as they were measured
     if outcome.capacity is not None:
-        write_capacity(outcome.capacity, outcome.run_dir)
-    write_report(
-        outcome.run_dir,
-        title,
-        outcome.results,
-        skipped=outcome.skipped,
-        suite_checks=outcome.suite_checks,
-        exit_code=int(outcome.code),
-        secrets=outcome.secrets,
-        failure=outcome.failure,
-        capacity=None
-        if outcome.capacity is None
-        else outcome.capacity.model_dump(mode="json", by_alias=True),
-        config_file=outcome.config_file,
-        comparison=outcome.comparison,
-    )
+        try:
+            write_capacity(outcome.capacity, outcome.run_dir)
+        except OSError as exc:
+            unwritten.append(Unwritten.of(outcome.run_dir / CAPACITY_FILE, exc))
+    try:
+        write_report(
+            outcome.run_dir,
+            title,
+            outcome.results,
+            skipped=outcome.skipped,
+            suite_checks=outcome.suite_checks,
+            exit_code=int(outcome.code),
+            secrets=outcome.secrets,
+            failure=outcome.failure,
+            capacity=None
+            if outcome.capacity is None
+            else outcome.capacity.model_dump(mode="json", by_alias=True),
+            config_file=outcome.config_file,
+            comparison=outcome.comparison,
+        )
+    except NotWrittenError as exc:
+        unwritten += exc.unwritten
+    # The console shows every number even when no file could hold it.
     if view == "verdicts":
         if outcome.capacity is not None:
             print_capacity(outcome.capacity)
@@ -341,6 +408,11 @@ def finish(
             f"FAIL: {len(outcome.comparison.regressions)} regression(s) against the baseline "
             f"{outcome.comparison.base}"
         )
+    if unwritten:
+        # One line for everything the disk refused; what was written is complete.
+        say(f"orchestrate: error: {describe_unwritten(unwritten, outcome.run_dir)}")
+        if outcome.code is not ExitCode.INTERRUPTED:
+            outcome.code = ExitCode.TOOL_OR_TARGET_FAILED
     # A run that measured nothing says only why (one line, from the CLI).
     if view == "verdicts" or (view == "results" and outcome.results):
         say(f"report: {outcome.run_dir}")

@@ -210,23 +210,26 @@ def write_html(
     results: Sequence[LoadTestResult],
     *,
     secrets: tuple[str, ...] = (),
+    out_dir: Path | None = None,
     **options: Any,
 ) -> list[Path]:
-    """Write report.html, index.html (a redirect) and plots/*.svg; everything redacted."""
+    """Write report.html, index.html (a redirect) and plots/*.svg; everything redacted.
+
+    Links are relative to ``run_dir``; the files go to ``out_dir`` (default ``run_dir``),
+    e.g. a staging folder inside it. A disk error is raised: the writer says it once.
+    """
+    out = out_dir or run_dir
     shown = [redacted(r, secrets) for r in results] if secrets else list(results)
     html, drawn = render_html(run_dir, title, shown, secrets=secrets, **options)
-    report = run_dir / REPORT
+    report = out / REPORT
     report.write_text(html, encoding="utf-8")
-    index = run_dir / INDEX
+    index = out / INDEX
     index.write_text(redact_text(redirect_page(title), secrets, keys=False), encoding="utf-8")
     written = [report, index]
     if drawn:
-        folder = run_dir / "plots"
-        try:
-            folder.mkdir(exist_ok=True)
-            for name, plot in drawn.items():
-                assert plot.svg is not None
-                (folder / name).write_bytes(plot.svg)
-        except OSError as exc:  # the page holds them all: the folder is a convenience
-            LOG.warning("plots/ not written: %s", exc)
+        folder = out / "plots"
+        folder.mkdir(exist_ok=True)
+        for name, plot in drawn.items():
+            assert plot.svg is not None
+            (folder / name).write_bytes(plot.svg)
     return written

@@ -78,6 +78,7 @@ def test_plan_for_ramp_then_hold_is_golden(node_tools: Path, tmp_path: Path) -> 
         "steps": [{"duration": 2.0, "connections": 2}, {"duration": 5.0, "connections": 4}],
         "stopWhenErrorRate": None,
         "output": output,
+        "checkpoints": str(tmp_path.resolve() / "autocannon-checkpoints.ndjson"),
         "progress": True,
     }
     assert invocation.private_dir is not None

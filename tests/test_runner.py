@@ -40,7 +40,7 @@ def test_a_target_that_exits_mid_run_is_recorded(
     finally:
         killer.cancel()
     assert result.status is Status.TARGET_FAILED
-    assert "the target exited" in (result.status_detail or "")
+    assert f"the target (pid {target.pid}) was killed by SIGKILL" in (result.status_detail or "")
     usage = result.resource_usage
     assert usage is not None and usage.target_exit is not None
     assert 1.0 < usage.target_exit.t < 3.0

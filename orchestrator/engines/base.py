@@ -8,7 +8,12 @@ result builder (:mod:`parsers.build`), and (4) imports output files made elsewhe
 
 from __future__ import annotations
 
+import contextvars
+import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol as TypingProtocol
@@ -66,9 +71,33 @@ class Engine(TypingProtocol):
         ...
 
 
+# The private dirs made in this context (thread, task): removed on its way out.
+_PRIVATE_DIRS: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar(
+    "private_dirs", default=None
+)
+
+
+@contextmanager
+def private_dirs_removed() -> Iterator[None]:
+    """Every private dir made inside is removed on the way out, whatever the way: also when
+    ``prepare`` fails half-way (its Invocation, which names the dir, never returned)."""
+    made: list[Path] = []
+    token = _PRIVATE_DIRS.set(made)
+    try:
+        yield
+    finally:
+        _PRIVATE_DIRS.reset(token)
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def make_private_dir() -> Path:
     """A 0700 temp dir for configs that carry real secrets (never the report dir)."""
-    return Path(tempfile.mkdtemp(prefix="orchestrate-"))
+    folder = Path(tempfile.mkdtemp(prefix="orchestrate-"))
+    made = _PRIVATE_DIRS.get()
+    if made is not None:
+        made.append(folder)
+    return folder
 
 
 def write_config(
@@ -79,8 +108,11 @@ def write_config(
     Returns (path the tool reads, path of the saved redacted copy).
     """
     real = private_dir / name
-    real.write_text(content, encoding="utf-8")
-    real.chmod(0o600)
+    # Created owner-only: never readable by others, not even for an instant.
+    fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    real.chmod(0o600)  # an existing file keeps its mode through O_CREAT
     workdir.mkdir(parents=True, exist_ok=True)
     saved = workdir / name
     saved.write_text(redact_text(content, secrets), encoding="utf-8")

@@ -8,6 +8,11 @@
 // `response` / `reqError` events stay inside autocannon's threads, so we run one plain
 // autocannon instance per thread of ours and record every response where it happens.
 //
+// Checkpoints: a SIGKILL (or a crash) leaves no chance to write the output, so every
+// instance appends each second it has finished (counts so far + that second's encoded
+// histogram) to the plan's `checkpoints` file (NDJSON) as it goes; a run killed mid-step
+// is then read back up to its last whole second instead of losing the step.
+//
 // Usage: node autocannon-runner.js PLAN.json   (no user text ever comes through argv)
 
 const fs = require('fs')
@@ -51,10 +56,23 @@ function addCount (map, key, n) {
   map[key] = (map[key] || 0) + n
 }
 
+// Appends one JSON line; a checkpoint that cannot be written (disk full) is skipped:
+// it must never cost the run itself.
+function appendLine (file, record) {
+  if (!file) return
+  try {
+    fs.appendFileSync(file, JSON.stringify(record) + '\n')
+  } catch (err) {}
+}
+
 // Everything one autocannon instance measured, bucketed by whole seconds of the run.
+// `checkpoint`: {file, step, part} to append finished seconds to, or null.
 class Recorder {
-  constructor (runStartMs) {
+  constructor (runStartMs, checkpoint) {
     this.runStartMs = runStartMs
+    this.checkpoint = checkpoint || null
+    this.unsaved = new Set()
+    this.idleTimer = null
     this.seconds = new Map()
     this.responses = 0
     this.ok = 0
@@ -86,11 +104,14 @@ class Recorder {
     if (last && last.t === t) return last
     let b = this.seconds.get(t)
     if (!b) {
+      // Nothing of second t is recorded yet: the counters hold exactly the seconds before.
+      this.encodeBefore(t)
+      this.saveCheckpoint(t)
       b = { t, requests: 0, errors: 0, histogram: newHistogram(), encoded: null }
       this.seconds.set(t, b)
-      this.encodeBefore(t - 1)
     }
     this.last = b
+    this.unsaved.add(b)
     return b
   }
 
@@ -111,6 +132,55 @@ class Recorder {
       b.encoded = null
     }
     return b.histogram
+  }
+
+  // Appends the finished seconds not yet saved, with the counters as of second `t`'s
+  // start; called only while no response of second `t` is recorded, so the two agree.
+  saveCheckpoint (t) {
+    const c = this.checkpoint
+    if (!c || this.unsaved.size === 0) return
+    const seconds = [...this.unsaved].filter((b) => b.t < t).sort((a, b) => a.t - b.t)
+    if (seconds.length === 0) return
+    for (const b of seconds) this.unsaved.delete(b)
+    appendLine(c.file, {
+      step: c.step,
+      part: c.part,
+      upTo: t,
+      counts: {
+        responses: this.responses,
+        ok: this.ok,
+        non2xx: this.non2xx,
+        errors: this.errors,
+        timeouts: this.timeouts
+      },
+      statusCodes: this.statusCodes,
+      errorKinds: this.errorKinds,
+      seconds: seconds.map((b) => ({
+        t: b.t,
+        requests: b.requests,
+        errors: b.errors,
+        histogram: b.histogram ? hdr.encodeIntoCompressedBase64(b.histogram) : b.encoded
+      }))
+    })
+  }
+
+  // Once a second: when nothing arrived yet in this second (an idle or hung target),
+  // the last busy second is saved anyway.
+  watchIdle () {
+    if (!this.checkpoint) return
+    this.idleTimer = setInterval(() => {
+      const t = Math.max(0, Math.floor((Date.now() - this.runStartMs) / 1000))
+      if (!this.last || this.last.t < t) {
+        this.encodeBefore(t)
+        this.saveCheckpoint(t)
+      }
+    }, 1000)
+    this.idleTimer.unref()
+  }
+
+  stopWatching () {
+    if (this.idleTimer) clearInterval(this.idleTimer)
+    this.idleTimer = null
   }
 
   response (statusCode, responseTime) {
@@ -181,7 +251,8 @@ function autocannonCounters (result) {
 
 // One autocannon instance for one step; resolves with the recorder when it finished.
 function runInstance (spec, runStartMs, onInstance) {
-  const recorder = new Recorder(runStartMs)
+  const recorder = new Recorder(runStartMs, spec.checkpoint)
+  recorder.watchIdle()
   return new Promise((resolve) => {
     const opts = {
       url: spec.url,
@@ -196,6 +267,7 @@ function runInstance (spec, runStartMs, onInstance) {
     if (spec.overallRate) opts.overallRate = spec.overallRate
     recorder.startedMs = Date.now()
     const instance = autocannon(opts, (err, result) => {
+      recorder.stopWatching()
       recorder.endedMs = Date.now()
       if (err) recorder.failure = String((err && err.message) || err)
       recorder.autocannon = autocannonCounters(result)
@@ -350,11 +422,16 @@ function writeOutput (complete) {
   const target = plan.output
   const tmp = target + '.tmp'
   // Write then rename: a kill mid-write never leaves half a JSON document.
-  fs.writeFileSync(tmp, JSON.stringify(out))
-  fs.renameSync(tmp, target)
+  try {
+    fs.writeFileSync(tmp, JSON.stringify(out))
+    fs.renameSync(tmp, target)
+  } catch (err) {
+    try { fs.unlinkSync(tmp) } catch (_) {}
+    throw err
+  }
 }
 
-function stepSpec (plan, step, share, threads) {
+function stepSpec (plan, step, share, threads, index, part) {
   const rate = plan.overallRate ? Math.max(1, Math.round(plan.overallRate / threads)) : null
   return {
     url: plan.url,
@@ -363,7 +440,8 @@ function stepSpec (plan, step, share, threads) {
     pipelining: plan.pipelining,
     duration: step.duration,
     timeout: plan.timeout,
-    overallRate: rate
+    overallRate: rate,
+    checkpoint: plan.checkpoints ? { file: plan.checkpoints, step: index, part } : null
   }
 }
 
@@ -415,7 +493,7 @@ async function runStep (plan, index, step) {
   const threads = Math.min(Math.max(plan.workers, 0), step.connections)
   let results
   if (threads <= 1) {
-    const spec = stepSpec(plan, step, step.connections, 1)
+    const spec = stepSpec(plan, step, step.connections, 1, index, 0)
     let ticker = null
     const recorder = await runInstance(spec, state.runStartMs, (instance, rec) => {
       state.current = { recorder: rec, index, step }
@@ -432,7 +510,7 @@ async function runStep (plan, index, step) {
     const parts = shares(step.connections, threads)
     const pool = threadPool(parts.length)
     results = await Promise.all(
-      parts.map((n, i) => runOnThread(pool[i], stepSpec(plan, step, n, parts.length)))
+      parts.map((n, i) => runOnThread(pool[i], stepSpec(plan, step, n, parts.length, index, i)))
     )
   }
   state.current = null
@@ -515,6 +593,12 @@ async function main () {
     const step = plan.steps[i]
     state.stoppers = []
     log(`step ${i + 1}/${plan.steps.length}: ${step.connections} connections for ${step.duration}s`)
+    appendLine(plan.checkpoints, {
+      stepStart: i,
+      connections: step.connections,
+      overallRate: plan.overallRate || null,
+      start: (Date.now() - state.runStartMs) / 1000
+    })
     const record = step.connections > 0 ? await runStep(plan, i, step) : await pause(i, step)
     if (state.writing) return
     state.steps.push(record)
@@ -533,6 +617,8 @@ async function main () {
 }
 
 main().catch((err) => {
-  log(`autocannon-runner: ${err && err.stack ? err.stack : err}`)
+  // The stack goes first: the last line is the one a failed run's status shows.
+  if (err && err.stack) log(err.stack)
+  log(`autocannon-runner: ${err && err.message ? err.message : err}`)
   process.exit(1)
 })

@@ -40,6 +40,8 @@ EXTERNAL = False
 RUNNER_SCRIPT = "autocannon-runner.js"
 PLAN_NAME = "autocannon-plan.json"
 OUTPUT_NAME = "autocannon-output.json"
+# Each second the runner has measured, appended as it goes: read back after a kill.
+CHECKPOINTS_NAME = "autocannon-checkpoints.ndjson"
 STEP_SECONDS = 2.0
 MIN_STEP_SECONDS = 0.5
 # Each step starts a fresh autocannon instance (connections, first tick): allow for it.
@@ -146,6 +148,7 @@ def build_plan(scenario: Scenario, output_path: Path) -> dict[str, Any]:
         # Percent; after a step failing more than this, the runner runs no further steps.
         "stopWhenErrorRate": scenario.stop_when_error_rate,
         "output": str(output_path),
+        "checkpoints": str(output_path.with_name(CHECKPOINTS_NAME)),
         "progress": True,
     }
 
@@ -184,4 +187,10 @@ def prepare(scenario: Scenario, workdir: Path) -> Invocation:
 
 
 def parse(scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult:
-    return parser.parse_output(scenario, invocation.output_path, run=run, tool_version=version())
+    return parser.parse_output(
+        scenario,
+        invocation.output_path,
+        run=run,
+        tool_version=version(),
+        checkpoints=invocation.output_path.with_name(CHECKPOINTS_NAME),
+    )

@@ -19,6 +19,7 @@ from hdrh.histogram import HdrHistogram
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator import histogram as hist
+from orchestrator.engines.autocannon.checkpoints import rebuild_steps
 from orchestrator.errors import ParseError
 from orchestrator.models import (
     LoadTestResult,
@@ -145,16 +146,36 @@ def _add_counts(target: dict[str, int], source: dict[str, int]) -> None:
 
 
 def parse_output(
-    scenario: Scenario, path: Path, run: ToolRun | None = None, tool_version: str | None = None
+    scenario: Scenario,
+    path: Path,
+    run: ToolRun | None = None,
+    tool_version: str | None = None,
+    checkpoints: Path | None = None,
 ) -> LoadTestResult:
-    """Our runner's output file as a result; a missing or corrupt file is a ParseError."""
+    """Our runner's output file as a result; a missing or corrupt file is a ParseError.
+
+    When the runner stopped before writing its whole output (killed, crashed), the step it
+    was in is rebuilt from ``checkpoints`` up to its last whole second, and ``missing`` says
+    what happened after that is unknown.
+    """
     output = load_runner_output(path)
+    missing: dict[str, str] = {}
+    rebuilt: list[Step] = []
+    if not output.complete and not output.interrupted and checkpoints is not None:
+        known = {step.index for step in output.steps}
+        found = rebuild_steps(checkpoints, known)
+        rebuilt = [validated(Step, item.record, checkpoints) for item in found]
+        if found:
+            missing["totalRequests"] = _after_checkpoint(
+                max(item.up_to for item in found), output, run
+            )
+    measured = [*output.steps, *rebuilt]
     total_hist = hist.new_histogram()
     steps: list[build.Step] = []
     status_codes: dict[str, int] = {}
     errors: dict[str, int] = {}
     notes: list[str] = []
-    for step in output.steps:
+    for step in measured:
         step_hist = (
             _decode(path, step.histogram, f"steps.{step.index}.histogram")
             if step.histogram
@@ -181,15 +202,19 @@ def parse_output(
         notes.insert(0, describe_stop(output.stoppedEarly, output))
     cut_short = None
     if not output.complete:
-        measured = len(output.steps)
+        whole = len(output.steps)
         cut_short = (
-            f"the runner stopped before the end: {measured} of {output.plannedSteps} steps measured"
+            f"the runner stopped before the end: {whole} of {output.plannedSteps} steps measured"
         )
-    duration = (
-        max(s.start + s.duration for s in output.steps) - min(s.start for s in output.steps)
-        if output.steps
-        else 0.0
+        if rebuilt:
+            cut_short += f", then step {rebuilt[-1].index + 1} up to its last checkpoint"
+    duration: float | None = (
+        max(s.start + s.duration for s in measured) - min(s.start for s in measured)
+        if measured
+        else None
     )
+    if duration is None and (output.complete or output.interrupted):
+        duration = 0.0  # it ran and measured nothing: that is known
     measures = LATENCY_MEASURES
     if scenario.max_rate is not None:
         measures += (
@@ -204,16 +229,22 @@ def parse_output(
         workload_model="closed",
         latency_measures=measures,
         target=scenario.base_url,
-        concurrency=max((_effective_connections(s) for s in output.steps), default=0),
+        concurrency=max((_effective_connections(s) for s in measured), default=None),
         raw_output=path,
     )
+    counts: build.Counts | None = build.Counts(
+        total=sum(s.counts.requests for s in measured),
+        successful=sum(s.counts.ok for s in measured),
+        completed=sum(s.counts.responses for s in measured),
+    )
+    if not measured and not output.complete and not output.interrupted:
+        # Stopped before its first checkpoint: what it sent is unknown, not zero.
+        counts = None
+        unknown = "the runner stopped before it had counted a whole second"
+        missing.update(dict.fromkeys(("totalRequests", "errorRate", "throughput"), unknown))
     return build.result(
         identity,
-        build.Counts(
-            total=sum(s.counts.requests for s in output.steps),
-            successful=sum(s.counts.ok for s in output.steps),
-            completed=sum(s.counts.responses for s in output.steps),
-        ),
+        counts,
         build.Latency(total_hist, output.resolutionUs, no_sample=NO_RESPONSE),
         build.Timing(
             started=datetime.fromtimestamp(output.startedAt / 1000.0, UTC),
@@ -224,9 +255,21 @@ def parse_output(
         build.Details(
             status_codes=status_codes,
             errors=errors,
-            time_series=_time_series(path, output.steps),
+            time_series=_time_series(path, measured),
         ),
         steps=steps,
+        missing=missing,
+    )
+
+
+def _after_checkpoint(up_to: float, output: RunnerOutput, run: ToolRun | None) -> str:
+    stopped = ""
+    if run is not None:
+        at = run.ended.timestamp() - output.startedAt / 1000.0
+        stopped = f", until the runner {run.describe_failure()} about {at:.1f} s into the run,"
+    return (
+        f"counted up to {up_to:.0f} s into the run (the runner's last per-second "
+        f"checkpoint); the requests after that{stopped} are unknown"
     )
 
 
