@@ -37,6 +37,10 @@ class Conclusions:
 def save_plan(suite: Suite, run_dir: Path, secrets: tuple[str, ...] = ()) -> Path:
     """What was planned (scenarios, shapes, SLAs): ``analyze`` needs the shapes to tell a
     hold from a climb. Secrets are masked, as in every file orchestrate writes."""
+    from orchestrator.engines.base import scenario_secrets
+
+    for planned in suite.scenarios:
+        secrets = (*secrets, *scenario_secrets(planned.scenario))
     text = suite.model_dump_json(indent=2)
     return write_atomic(run_dir / PLAN_FILE, redact_text(text, secrets, keys=False))
 

@@ -42,7 +42,6 @@ from orchestrator.models import LoadTestResult, Status
 from orchestrator.workflow import new_run_dir
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def autocannon_run(url: str, reports: Path, seconds: int = 2, *extra: str) -> list[str]:
@@ -133,7 +132,7 @@ def test_disk_full_while_writing_the_report(
         (line,) = run.error_lines()
         assert line.startswith("orchestrate: error: could not write "), line
         assert line.endswith(": No space left on device"), line
-        assert "index.html" in line
+        assert "report.html" in line
         assert "result.json" not in line and "summary.json" not in line
 
         (run_dir,) = run_dirs(reports)
@@ -144,7 +143,7 @@ def test_disk_full_while_writing_the_report(
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["results"][0]["totalRequests"] == result.total_requests
         assert (run_dir / "summary.md").read_text().strip()
-        assert not (run_dir / "index.html").exists()
+        assert not (run_dir / "report.html").exists()
         assert not (run_dir / "plots").exists()
         assert not (run_dir / ".html.tmp").exists()
         assert partial_files(run_dir) == []
@@ -346,9 +345,9 @@ def test_a_second_ctrl_c_while_the_report_is_written_does_not_cut_it(
         run.wait_for(lambda: list(reports.glob("*/summary.json")), "the report's first file")
         (run_dir,) = run_dirs(reports)
         # The page and its plots come last, moved in whole: not there yet.
-        page_before = (run_dir / "index.html").exists()
+        page_before = (run_dir / "report.html").exists()
         # Keep pressing Ctrl-C while the report is written.
-        while run.proc.poll() is None and not (run_dir / "index.html").exists():
+        while run.proc.poll() is None and not (run_dir / "report.html").exists():
             with suppress(ProcessLookupError):
                 run.signal(signal.SIGINT)
             time.sleep(0.05)
@@ -360,9 +359,9 @@ def test_a_second_ctrl_c_while_the_report_is_written_does_not_cut_it(
     assert run.error_lines()[-1] == "orchestrate: interrupted (Ctrl-C)"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["exitCode"] == 130
-    assert (run_dir / "index.html").read_text().rstrip().endswith("</html>")
-    pngs = list((run_dir / "plots").glob("*.png"))
-    assert pngs and all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
+    assert (run_dir / "report.html").read_text().rstrip().endswith("</html>")
+    svgs = list((run_dir / "plots").glob("*.svg"))
+    assert svgs and all(p.read_text().rstrip().endswith("</svg>") for p in svgs)
     result = read_result(run_dir)
     assert result.status is Status.INTERRUPTED
     assert result.total_requests is not None and result.total_requests > 0
