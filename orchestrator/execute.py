@@ -3,6 +3,13 @@
 The result file is written whatever happens after the tool started: a failed parse
 becomes a ``tool_failed`` result that points at the raw output, Ctrl-C (or SIGTERM,
 SIGHUP: :mod:`orchestrator.interrupts`) an ``interrupted`` result with what was measured.
+
+A database scenario is watched by the pool monitor (:mod:`orchestrator.pool_monitor`) on
+the same timeline as the target's resources. It connects before the load (a database it
+cannot reach is a ``TargetError``: one line, exit 3, nothing started), tells the engine
+what it talks to (``scenario.pool``) and writes its samples to ``pool-samples.jsonl`` as
+it goes; its :class:`PoolMetrics` become ``result.pool`` and complete the evidence of a
+stepped run's database limit.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator import interrupts, process
 from orchestrator.analysis import attach_findings
+from orchestrator.db_limit import with_pool
 from orchestrator.engines import check_supports
-from orchestrator.engines.base import Engine, Invocation
+from orchestrator.engines.base import POOL_SAMPLES, Engine, Invocation
 from orchestrator.errors import ParseError
 from orchestrator.models import LoadTestResult, Status
 from orchestrator.process import OutputSink, ToolRun
@@ -29,6 +38,9 @@ from orchestrator.scenarios import Scenario
 from orchestrator.sla import ThresholdSpec, evaluate
 from orchestrator.targets import LocatedTarget
 from parsers import build
+
+if TYPE_CHECKING:
+    from orchestrator.pool_monitor import PoolMonitor
 
 LOG = logging.getLogger(__name__)
 
@@ -59,7 +71,6 @@ def run_scenario(
     # The tool runs with cwd=workdir: a relative path in its argv would be taken from there.
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    invocation = adapter.prepare(scenario, workdir)
     t0 = time.monotonic()
     samplers: dict[str, Sampler] = {}
     generator: list[ProcessTreeSampler] = []
@@ -71,10 +82,17 @@ def run_scenario(
         sampler.start()
 
     with ExitStack() as cleanup:
+        monitor = _open_monitor(scenario, workdir, settings.sample_interval, t0)
+        if monitor is not None:
+            cleanup.callback(monitor.close)
+            scenario = scenario.model_copy(update={"pool": monitor.in_front()})
+        invocation = adapter.prepare(scenario, workdir)
         cleanup.callback(_remove_private, invocation)
         if target is not None:
             samplers["target"] = target.sampler(settings.sample_interval, t0)
             samplers["target"].start()
+        if monitor is not None:
+            monitor.start()
         sink = settings.sink
         if settings.progress:
             progress = Progress(
@@ -96,13 +114,39 @@ def run_scenario(
         finally:
             for sampler in samplers.values():
                 sampler.stop()
+            if monitor is not None:
+                monitor.stop()
     result = _parse(adapter, scenario, invocation, run)
     result = _attach_usage(result, samplers.get("target"), generator, invocation, unsampled_reason)
+    if monitor is not None:
+        result = _attach_pool(result, monitor)
     error_sla = min((t.limit for t in thresholds if t.metric == "errorRate"), default=None)
     result = attach_findings(result, scenario, error_sla)
     result = result.model_copy(update={"thresholds": evaluate(result, thresholds, scenario)})
     save_result(result, workdir / RESULT_FILE)
     return result
+
+
+def _open_monitor(
+    scenario: Scenario, workdir: Path, interval: float, t0: float
+) -> PoolMonitor | None:
+    """The pool monitor of a database scenario, connected; TargetError when it cannot."""
+    if scenario.protocol != "postgres":
+        return None
+    # psycopg is imported only by runs that need it.
+    from orchestrator.pool_monitor import open_pool_monitor
+
+    journal = workdir / POOL_SAMPLES
+    journal.unlink(missing_ok=True)
+    return open_pool_monitor(scenario.base_url, interval=interval, t0=t0, journal=journal)
+
+
+def _attach_pool(result: LoadTestResult, monitor: PoolMonitor) -> LoadTestResult:
+    pool = monitor.metrics()
+    update: dict[str, object] = {"pool": pool}
+    if result.database_limit is not None:
+        update["database_limit"] = with_pool(result.database_limit, pool)
+    return result.model_copy(update=update)
 
 
 def _latest_rss(sampler: Sampler | None) -> int | None:

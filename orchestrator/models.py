@@ -11,21 +11,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
+
+from orchestrator.db_models import DatabaseLimit
+from orchestrator.model_base import Model
 
 SCHEMA_VERSION = "1"
-
-
-class Model(BaseModel):
-    """Base for result models: camelCase on the wire, snake_case in Python."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        ser_json_inf_nan="null",
-    )
 
 
 class Status(StrEnum):
@@ -231,6 +222,11 @@ class Threshold(Model):
     measured: float | None
     passed: bool | None = Field(description="None when the metric could not be measured.")
     detail: str | None = None
+    applicable: bool = Field(
+        default=True,
+        description="False: a suite-wide gate whose scenarios were all left out (--only/"
+        "--skip); shown, but neither a pass nor a failure.",
+    )
 
 
 class PoolSample(Model):
@@ -377,6 +373,10 @@ class LoadTestResult(Model):
     resource_usage: ResourceUsage | None = None
     capacity_limits: CapacityLimits | None = Field(
         default=None, description="From the steps of a stepped run (see orchestrator.analysis)."
+    )
+    database_limit: DatabaseLimit | None = Field(
+        default=None,
+        description="A stepped database run (db-exhaustion): maxDatabaseConnections and why.",
     )
     recovery: Recovery | None = Field(
         default=None, description="After a spike: filled when the shape rises and falls back."

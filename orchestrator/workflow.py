@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from orchestrator import interrupts, sla
+from orchestrator import interrupts, sla, suite_gates
 from orchestrator.config import LoginConfig
 from orchestrator.engines import known_tools, require_tool
 from orchestrator.errors import ConfigError, ExitCode, ToolNotFoundError
@@ -239,7 +239,9 @@ def run_scenarios(
 
 def judge(job: Job, outcome: Outcome) -> None:
     """The suite-wide SLA and the exit code (each result was judged as it was measured)."""
-    outcome.suite_checks = sla.evaluate_suite(outcome.results, job.suite.suite_thresholds)
+    outcome.suite_checks = suite_gates.evaluate_suite(
+        outcome.results, job.suite.suite_thresholds, job.suite.left_out
+    )
     outcome.code = sla.suite_exit_code(outcome.results, outcome.skipped, outcome.suite_checks)
 
 

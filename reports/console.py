@@ -14,7 +14,13 @@ from reports.summary import check_verdict, fmt_threshold, summary_rows, verdict_
 if TYPE_CHECKING:
     from orchestrator.tools import ToolStatus
 
-STYLE = {"PASS": "green", "FAIL": "red", "SKIPPED": "yellow", "NOT MEASURED": "yellow"}
+STYLE = {
+    "PASS": "green",
+    "FAIL": "red",
+    "SKIPPED": "yellow",
+    "NOT MEASURED": "yellow",
+    "NOT APPLICABLE": "dim",
+}
 
 
 # Piped into a file or a CI log there is no terminal width to respect: never cut a value.
