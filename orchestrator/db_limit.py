@@ -91,9 +91,11 @@ def _server_note(pool: PoolMetrics | None, step: DatabaseStep | None) -> str:
         # Connections already there before the load took slots too (a pooler's, say).
         others = pool.series[0].total_connections if pool.series else None
         held = f", {others} held by other clients before the load" if others else ""
+        # A superuser may use the reserved slots too (libpq's role, the monitor's as well).
+        open_to = ", open to this superuser role" if pool.superuser else ""
         return (
             f"; max_connections={pool.max_connections} with {pool.reserved_connections} "
-            f"reserved ({pool.monitor_connections} used by the monitor{held})"
+            f"reserved{open_to} ({pool.monitor_connections} used by the monitor{held})"
         )
     note = f"; pool_size={pool.pool_size} ({pool.pool_mode} mode)"
     if step is not None and step.failed_by == "connections_refused":

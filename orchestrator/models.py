@@ -223,9 +223,7 @@ class Threshold(Model):
     passed: bool | None = Field(description="None when the metric could not be measured.")
     detail: str | None = None
     applicable: bool = Field(
-        default=True,
-        description="False: a suite-wide gate whose scenarios were all left out (--only/"
-        "--skip); shown, but neither a pass nor a failure.",
+        default=True, description="False: a suite gate whose scenarios were all left out."
     )
 
 
@@ -319,6 +317,9 @@ class PoolMetrics(Model):
         default=None,
         description="PostgreSQL superuser_reserved_connections (+ reserved_connections, 16+).",
     )
+    superuser: bool | None = Field(
+        default=None, description="PostgreSQL: the role is a superuser (may use reserved slots)."
+    )
     pool_size: int | None = Field(
         default=None, description="PgBouncer: server connections per pool (pool_size)."
     )
@@ -375,8 +376,7 @@ class LoadTestResult(Model):
         default=None, description="From the steps of a stepped run (see orchestrator.analysis)."
     )
     database_limit: DatabaseLimit | None = Field(
-        default=None,
-        description="A stepped database run (db-exhaustion): maxDatabaseConnections and why.",
+        default=None, description="A stepped database run (db-exhaustion): its limit and why."
     )
     recovery: Recovery | None = Field(
         default=None, description="After a spike: filled when the shape rises and falls back."

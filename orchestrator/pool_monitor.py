@@ -63,7 +63,8 @@ _SLOTS = """
 SELECT current_setting('server_version') AS version,
        current_setting('max_connections')::int AS max_connections,
        current_setting('superuser_reserved_connections')::int AS superuser_reserved,
-       current_setting('reserved_connections', true)::int AS reserved
+       current_setting('reserved_connections', true)::int AS reserved,
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser
 """
 # Figures summarised as peak and mean (PoolSample's fields but t).
 FIGURES = [name for name in PoolSample.model_fields if name != "t"]
@@ -219,6 +220,7 @@ class PostgresMonitor(PoolMonitor):
         self.server_version = str(row["version"])
         self.max_connections: int = row["max_connections"]
         self.reserved: int = row["superuser_reserved"] + (row["reserved"] or 0)
+        self.superuser: bool | None = row["superuser"]
 
     def _read(self, t: float) -> PoolSample:
         row = self.conn.execute(
@@ -241,7 +243,11 @@ class PostgresMonitor(PoolMonitor):
         )
 
     def _limits(self) -> dict[str, Any]:
-        return {"max_connections": self.max_connections, "reserved_connections": self.reserved}
+        return {
+            "max_connections": self.max_connections,
+            "reserved_connections": self.reserved,
+            "superuser": self.superuser,
+        }
 
     def _missing(self) -> dict[str, str]:
         return {
