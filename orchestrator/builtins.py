@@ -17,6 +17,8 @@ CRITICAL_ENDPOINTS = ("login", "session-start", "livekit-token", "transcription"
 SPIKE_ENDPOINTS = ("session-start", "livekit-token")
 # Percent of a stress step's requests failing at which the target counts as broken.
 STRESS_BREAKING_ERROR_RATE = 50.0
+# Percent of a db-exhaustion step's transactions failing at which the step did not hold.
+DB_EXHAUSTION_ERROR_RATE = 1.0
 
 
 def _ramp_hold(users: int, ramp: float, total: float) -> dict[str, Any]:
@@ -102,10 +104,23 @@ _BUILTINS: dict[str, dict[str, Any]] = {
         "ws_message_rate": 1.0, "thresholds": ["errorRate < 10%"],
     },
     "db-pool": {
-        "description": "Database pool: 50 concurrent clients, mixed read/write transactions "
-        "(TPC-B-like), 5 min.",
+        "description": "Database pool: 50 concurrent clients, mixed: 4 point reads to 1 "
+        "TPC-B-like read/write transaction, 5 min.",
         "protocol": "postgres", "users": 50, "hold": 300,
+        "query_type": "mixed", "query_weights": {"read": 4, "transaction": 1},
         "thresholds": ["errorRate < 1%", "p95 < 500ms"],
+    },
+    "db-exhaustion": {
+        "description": "Database pool exhaustion: 5 -> 100 clients of point reads in steps "
+        "of 5 every 10 s, until connections are refused, a client waits over 1 s for a "
+        "server connection or p95 passes 500 ms; reports the most clients that held.",
+        "protocol": "postgres", "shape": _stress_steps(5, 100, 5, each=10.0, climb=1.0),
+        # Point reads: the limit found is the connections', not row locks'.
+        "query_type": "read",
+        "stop_when_error_rate": DB_EXHAUSTION_ERROR_RATE, "stop_when_p95": 500.0,
+        "stop_when_pool_wait": 1.0,
+        # The seed: "Supabase free tier minimum" (findDatabaseCapacityLimit > 15).
+        "thresholds": ["maxDatabaseConnections > 15"],
     },
     "api-smoke": {
         "description": "CI smoke: 10 users, 30 s, on the critical endpoints.",
@@ -126,6 +141,6 @@ PREFERRED_ENDPOINTS: dict[str, tuple[str, ...]] = {
 }
 BUILTIN_SUITES: dict[str, list[str]] = {
     "full": ["normal", "peak", "stress", "spike", "endurance",
-             "ws-normal", "ws-stress", "ws-spike", "db-pool"],
+             "ws-normal", "ws-stress", "ws-spike", "db-pool", "db-exhaustion"],
     "ci": ["api-smoke", "ws-smoke"],
 }  # fmt: skip

@@ -22,7 +22,8 @@ from pydantic import Field
 
 from orchestrator import histogram as hist
 from orchestrator.errors import ConfigError
-from orchestrator.models import EndpointStats, LoadTestResult, Model, TimeBucket
+from orchestrator.model_base import Model
+from orchestrator.models import EndpointStats, LoadTestResult, TimeBucket
 
 MB = 1_000_000
 SIGNIFICANCE = 0.01

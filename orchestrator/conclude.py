@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator import sla
+from orchestrator import sla, suite_gates
 from orchestrator.errors import ConfigError, ExitCode
 from orchestrator.models import LoadTestResult, Threshold
 from orchestrator.plan import Suite
@@ -53,7 +53,7 @@ def conclude(
     interrupted: bool = False,
 ) -> Conclusions:
     """Suite-wide verdicts, the exit code and the capacity report of ``results``."""
-    checks = sla.evaluate_suite(results, suite.suite_thresholds)
+    checks = suite_gates.evaluate_suite(results, suite.suite_thresholds, suite.left_out)
     code = ExitCode.INTERRUPTED if interrupted else sla.suite_exit_code(results, skipped, checks)
     capacity = None
     if results:

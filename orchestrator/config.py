@@ -37,6 +37,7 @@ from orchestrator.config_requests import (
     WsMessageConfig,
     serialise_body,
 )
+from orchestrator.db_config import DatabaseConfig, DatabaseLoadConfig
 from orchestrator.errors import ConfigError
 from orchestrator.models import Transport
 from orchestrator.redact import remember_secret
@@ -114,7 +115,7 @@ ScenarioThreshold = Annotated[ThresholdSpec, AfterValidator(_in_scenario)]
 SuiteThreshold = Annotated[ThresholdSpec, AfterValidator(_in_suite)]
 
 
-class ScenarioConfig(Strict):
+class ScenarioConfig(DatabaseLoadConfig):
     """A scenario of the config file; fields left out inherit from a built-in of that name."""
 
     tool: Tool | None = Field(
@@ -175,11 +176,14 @@ class ScenarioConfig(Strict):
         )
 
     def merged_over(self, base: ScenarioConfig) -> ScenarioConfig:
-        """This scenario's fields over a built-in's; a new shape replaces the old one whole."""
+        """This scenario's fields over a built-in's; a new shape (or query type) replaces the
+        old one whole."""
         given = self.model_dump(exclude_unset=True, by_alias=False)
         update = {k: getattr(self, k) for k in given}
         if {"shape", "users", "ramp", "hold"} & given.keys():
             update = {"shape": None, "users": None, "ramp": None, "hold": None, **update}
+        if "query_type" in given:  # a new query type starts from its own weights and files
+            update = {"query_weights": None, "sql_files": None, **update}
         return base.model_copy(update=update)
 
 
@@ -193,14 +197,6 @@ class SuiteConfig(Strict):
     @classmethod
     def from_list(cls, data: Any) -> Any:
         return {"scenarios": data} if isinstance(data, list) else data
-
-
-class DatabaseConfig(Strict):
-    url: str = Field(
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        pattern=r"^postgres(ql)?://",
-        description="For the postgres scenarios (pgbench); put the password in ${PGPASSWORD}.",
-    )
 
 
 def _seed_endpoints() -> dict[str, EndpointConfig]:

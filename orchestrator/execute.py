@@ -5,6 +5,13 @@ becomes a ``tool_failed`` result that points at the raw output, Ctrl-C (or SIGTE
 SIGHUP: :mod:`orchestrator.interrupts`) an ``interrupted`` result with what was measured.
 A disk that refuses the file raises :class:`ResultNotSavedError`, which carries the result.
 The tool's private folder (configs with real secrets) is removed on every way out.
+
+A database scenario is watched by the pool monitor (:mod:`orchestrator.pool_monitor`) on
+the same timeline as the target's resources. It connects before the load (a database it
+cannot reach is a ``TargetError``: one line, exit 3, nothing started), tells the engine
+what it talks to (``scenario.pool``) and writes its samples to ``pool-samples.jsonl`` as
+it goes; its :class:`PoolMetrics` become ``result.pool`` and complete the evidence of a
+stepped run's database limit.
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator import interrupts, process
 from orchestrator.analysis import attach_findings
+from orchestrator.db_limit import with_pool
 from orchestrator.engines import check_supports
-from orchestrator.engines.base import Engine, Invocation, private_dirs_removed
+from orchestrator.engines.base import POOL_SAMPLES, Engine, Invocation, private_dirs_removed
 from orchestrator.errors import ParseError, ReportError
 from orchestrator.models import LoadTestResult, Status, TargetExit
 from orchestrator.process import OutputSink, ToolRun
@@ -31,6 +40,9 @@ from orchestrator.scenarios import Scenario
 from orchestrator.sla import ThresholdSpec, evaluate
 from orchestrator.targets import LocatedTarget
 from parsers import build
+
+if TYPE_CHECKING:
+    from orchestrator.pool_monitor import PoolMonitor
 
 LOG = logging.getLogger(__name__)
 
@@ -75,11 +87,20 @@ def run_scenario(
         # The tool's configs with real secrets go as soon as it is done, whatever happened:
         # a prepare failing half-way, an interruption, the tool killed.
         cleanup.enter_context(private_dirs_removed())
+        # A database's pool monitor connects before anything starts (one line if it cannot).
+        monitor = _open_monitor(adapter, scenario, workdir, settings.sample_interval)
+        if monitor is not None:
+            cleanup.callback(monitor.close)
+            scenario = scenario.model_copy(update={"pool": monitor.in_front()})
         invocation = _prepare(adapter, scenario, workdir)
+        # The timeline starts when the tool is about to: samplers and monitor share it.
         t0 = time.monotonic()
         if target is not None:
             samplers["target"] = target.sampler(settings.sample_interval, t0)
             samplers["target"].start()
+        if monitor is not None:
+            monitor.t0 = t0
+            monitor.start()
         sink = settings.sink
         if settings.progress:
             progress = Progress(
@@ -101,10 +122,14 @@ def run_scenario(
         finally:
             for sampler in samplers.values():
                 sampler.stop()
+            if monitor is not None:
+                monitor.stop()
     result = _parse(adapter, scenario, invocation, run)
     result = _attach_usage(
         result, target, samplers.get("target"), generator, invocation, unsampled_reason
     )
+    if monitor is not None:
+        result = _attach_pool(result, monitor)
     error_sla = min((t.limit for t in thresholds if t.metric == "errorRate"), default=None)
     result = attach_findings(result, scenario, error_sla)
     result = result.model_copy(update={"thresholds": evaluate(result, thresholds, scenario)})
@@ -124,6 +149,14 @@ class ResultNotSavedError(NotWrittenError):
         self.result = result
 
 
+def _make_workdir(adapter: Engine, workdir: Path) -> None:
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        unwritten = describe_unwritten([Unwritten.of(workdir, exc)], workdir)
+        raise ReportError(f"cannot prepare {adapter.NAME}: {unwritten}") from exc
+
+
 def _prepare(adapter: Engine, scenario: Scenario, workdir: Path) -> Invocation:
     try:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -133,6 +166,29 @@ def _prepare(adapter: Engine, scenario: Scenario, workdir: Path) -> Invocation:
         where = Path(exc.filename) if exc.filename else workdir
         unwritten = describe_unwritten([Unwritten.of(where, exc)], workdir)
         raise ReportError(f"cannot prepare {adapter.NAME}: {unwritten}") from exc
+
+
+def _open_monitor(
+    adapter: Engine, scenario: Scenario, workdir: Path, interval: float
+) -> PoolMonitor | None:
+    """The pool monitor of a database scenario, connected; TargetError when it cannot."""
+    if scenario.protocol != "postgres":
+        return None
+    _make_workdir(adapter, workdir)
+    # psycopg is imported only by runs that need it.
+    from orchestrator.pool_monitor import open_pool_monitor
+
+    journal = workdir / POOL_SAMPLES
+    journal.unlink(missing_ok=True)
+    return open_pool_monitor(scenario.base_url, interval=interval, journal=journal)
+
+
+def _attach_pool(result: LoadTestResult, monitor: PoolMonitor) -> LoadTestResult:
+    pool = monitor.metrics()
+    update: dict[str, object] = {"pool": pool}
+    if result.database_limit is not None:
+        update["database_limit"] = with_pool(result.database_limit, pool)
+    return result.model_copy(update=update)
 
 
 def _latest_rss(sampler: Sampler | None) -> int | None:

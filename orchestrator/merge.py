@@ -319,7 +319,8 @@ def merge_command(
     """``orchestrate merge``: merge, write the report, print; the exit code is the verdict."""
     from orchestrator import sla
     from orchestrator.execute import save_result
-    from orchestrator.workflow import new_run_dir, say
+    from orchestrator.progress import say
+    from orchestrator.workflow import new_run_dir
     from reports.console import print_result
     from reports.writer import write_report
 

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from orchestrator.conclusions.models import LeakReport
+from orchestrator.db_models import DatabaseLimit
 from orchestrator.model_base import LatencySource, Model, Status, Transport, WorkloadModel
 from orchestrator.pool_models import PoolFigure, PoolMetrics, PoolSample
 
@@ -250,6 +251,9 @@ class Threshold(Model):
     measured: float | None
     passed: bool | None = Field(description="None when the metric could not be measured.")
     detail: str | None = None
+    applicable: bool = Field(
+        default=True, description="False: a suite gate whose scenarios were all left out."
+    )
 
 
 class LoadTestResult(Model):
@@ -277,6 +281,9 @@ class LoadTestResult(Model):
     resource_usage: ResourceUsage | None = None
     capacity_limits: CapacityLimits | None = Field(
         default=None, description="From the steps of a stepped run (see orchestrator.analysis)."
+    )
+    database_limit: DatabaseLimit | None = Field(
+        default=None, description="A stepped database run (db-exhaustion): its limit and why."
     )
     recovery: Recovery | None = Field(
         default=None, description="After a spike: filled when the shape rises and falls back."

@@ -23,13 +23,13 @@ from orchestrator.config_file import format_validation
 from orchestrator.engines import default_engine, get_engine
 from orchestrator.errors import ConfigError
 from orchestrator.models import Transport
-from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage
+from orchestrator.scenarios import Endpoint, LoadShape, Scenario, SqlFile, Stage
 from orchestrator.sla import ThresholdSpec
 
 # Scenario fields a config scenario passes to the Scenario as they are.
 PASSED_THROUGH = (
     "think_time", "timeout", "max_rate", "pipelining", "workers", "stop_when_error_rate",
-    "shards",
+    "shards", "query_type", "query_weights", "stop_when_p95", "stop_when_pool_wait",
 )  # fmt: skip
 
 
@@ -56,6 +56,9 @@ class Suite(Frozen):
     scenarios: list[PlannedScenario]
     suite_thresholds: list[ThresholdSpec]
     scale: float = 1.0  # every stage's duration multiplied by this (see scale_shape)
+    # Scenarios of the suite left out by --only/--skip, with their transport: a suite-wide
+    # gate about only those is not applicable (suite_gates.evaluate_suite).
+    left_out: dict[str, Transport] = {}
 
     @property
     def total_duration(self) -> float:
@@ -136,7 +139,16 @@ def _loops(name: str, flow: WsFlowConfig, duration: float) -> int:
     return max(1, math.ceil(duration / loop_seconds))
 
 
-def _protocol_of(spec: ScenarioConfig) -> Transport:
+def _sql_files(spec: ScenarioConfig, config: Config) -> list[SqlFile]:
+    """The scenario's own SQL files, relative paths read from the config file's folder."""
+    folder = config.source.parent if config.source is not None else Path.cwd()
+    files = spec.sql_files or []
+    return [f.model_copy(update={"path": folder / f.path.expanduser()}) for f in files]
+
+
+def _transport(spec: ScenarioConfig) -> Transport:
+    if spec.protocol is not None:
+        return spec.protocol
     if spec.tool is not None:
         transports = get_engine(spec.tool).TRANSPORTS
         if len(transports) == 1:
@@ -152,7 +164,7 @@ def plan_scenario(
     if shape is None:
         raise ConfigError(f"scenarios.{name}: needs a shape, or users and hold")
     shape = scale_shape(shape, scale)
-    protocol = spec.protocol or _protocol_of(spec)
+    protocol = _transport(spec)
     tool = spec.tool or default_engine(protocol)
     fields: dict[str, Any] = {k: v for k in PASSED_THROUGH if (v := getattr(spec, k)) is not None}
     fields.update(name=name, protocol=protocol, shape=shape, base_url=config.target.base_url)
@@ -165,6 +177,7 @@ def plan_scenario(
         fields["ws"] = flow.to_flow(_loops(name, flow, shape.total_duration))
     else:
         fields["base_url"] = config.database.url
+        fields["sql_files"] = _sql_files(spec, config)
     try:
         scenario = Scenario.model_validate(fields)
     except ValidationError as exc:
@@ -176,6 +189,14 @@ def plan_scenario(
             check_shardable(tool, scenario)
         except ConfigError as exc:
             raise ConfigError(f"scenarios.{name}.shards: {exc}") from None
+    if protocol == "postgres":
+        # The query choices against the shipped scripts, before anything starts.
+        from orchestrator.engines.pgbench import query_scripts
+
+        try:
+            query_scripts(scenario)
+        except ConfigError as exc:
+            raise ConfigError(f"scenarios.{name}: {exc}") from None
     return PlannedScenario(
         scenario=scenario,
         tool=tool,
@@ -225,13 +246,16 @@ def build_suite(
     """The planned scenarios of suite ``name``; ConfigError before anything starts."""
     if not scale > 0:
         raise ConfigError(f"--scale must be > 0, got {scale}")
-    names = _pick(_suite_scenarios(name, config), only, skip, name)
+    every = _suite_scenarios(name, config)
+    names = _pick(every, only, skip, name)
     planned = [plan_scenario(n, resolve_scenario(n, config), config, scale) for n in names]
+    left_out = {n: _transport(resolve_scenario(n, config)) for n in every if n not in names}
     return Suite(
         name=name,
         scenarios=planned,
         suite_thresholds=_suite_thresholds(name, config),
         scale=scale,
+        left_out=left_out,
     )
 
 

@@ -100,6 +100,9 @@ class PoolMetrics(Model):
         default=None,
         description="PostgreSQL superuser_reserved_connections (+ reserved_connections, 16+).",
     )
+    superuser: bool | None = Field(
+        default=None, description="PostgreSQL: the role is a superuser (may use reserved slots)."
+    )
     pool_size: int | None = Field(
         default=None, description="PgBouncer: server connections per pool (pool_size)."
     )

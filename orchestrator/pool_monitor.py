@@ -16,31 +16,34 @@ The monitor's own connection (application_name ``orchestrate-monitor``) is left 
 every figure; on PostgreSQL it still takes a slot, which :class:`PoolMetrics` says. The
 password comes from the URL (passed to libpq in-process) or libpq's own environment and
 files, never a command line. A connection that fails up front is a :class:`TargetError`.
+
+A ``journal`` gets every sample as a JSON line with its wall-clock time, as it is taken
+(a stepped engine judges its steps by them); :meth:`PoolMonitor.in_front` tells the engine
+what it talks to (PgBouncer's pool mode decides pgbench's ``-M``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
-from psycopg.rows import DictRow, dict_row
 
 from orchestrator import redact
 from orchestrator.engines.pgbench import Database, parse_database_url
 from orchestrator.errors import TargetError
 from orchestrator.models import PoolFigure, PoolMetrics, PoolSample
+from orchestrator.pool_connect import ADMIN_DB, MONITOR_APP, Connection, connect, describe_error
 from orchestrator.samplers import IntervalSampler
+from orchestrator.scenarios import PoolInFront
 
 LOG = logging.getLogger(__name__)
 
-MONITOR_APP = "orchestrate-monitor"
-ADMIN_DB = "pgbouncer"
 Pooler = Literal["auto", "pgbouncer", "postgres"]
-# The monitor must not hang a run: short connect and statement limits.
-MAX_CONNECT_TIMEOUT = 10
-STATEMENT_TIMEOUT_MS = 5000
-Connection = psycopg.Connection[DictRow]
+STATEMENT_TIMEOUT_MS = 5000  # the monitor must not hang a run
 
 _ACTIVITY = """
 SELECT count(*) FILTER (WHERE state = 'active') AS active,
@@ -60,59 +63,11 @@ _SLOTS = """
 SELECT current_setting('server_version') AS version,
        current_setting('max_connections')::int AS max_connections,
        current_setting('superuser_reserved_connections')::int AS superuser_reserved,
-       current_setting('reserved_connections', true)::int AS reserved
+       current_setting('reserved_connections', true)::int AS reserved,
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser
 """
 # Figures summarised as peak and mean (PoolSample's fields but t).
 FIGURES = [name for name in PoolSample.model_fields if name != "t"]
-
-
-def describe_error(exc: BaseException, password: str | None = None) -> str:
-    """libpq's reason on one line: 'Connection refused', 'SASL authentication failed'."""
-    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-    reason = line.rsplit(" failed: ", 1)[-1].removeprefix("FATAL:").strip()
-    return redact.redact_text(reason, (password,) if password else ())
-
-
-def connect(db: Database, dbname: str, admin: bool) -> Connection:
-    """One autocommit connection (no snapshot held between samples); TargetError if none."""
-    timeout = int(db.env.get("PGCONNECT_TIMEOUT", MAX_CONNECT_TIMEOUT))
-    kwargs: dict[str, Any] = {
-        "host": db.host,
-        "port": db.port,
-        "dbname": dbname,
-        "application_name": MONITOR_APP,
-        "connect_timeout": max(2, min(timeout, MAX_CONNECT_TIMEOUT)),
-    }
-    if db.user:
-        kwargs["user"] = db.user
-    if db.password:
-        kwargs["password"] = db.password
-    if "PGSSLMODE" in db.env:
-        kwargs["sslmode"] = db.env["PGSSLMODE"]
-    if "PGOPTIONS" in db.env and not admin:
-        kwargs["options"] = db.env["PGOPTIONS"]
-    try:
-        conn = psycopg.connect(autocommit=True, row_factory=dict_row, **kwargs)
-    except psycopg.Error as exc:
-        raise _unreachable(db, dbname, admin, exc) from None
-    # PgBouncer's admin console speaks only the simple query protocol; psycopg would switch
-    # a query repeated 5 times to a prepared (extended protocol) one.
-    conn.prepare_threshold = None
-    return conn
-
-
-def _unreachable(db: Database, dbname: str, admin: bool, exc: BaseException) -> TargetError:
-    what = "PgBouncer admin console" if admin else "PostgreSQL"
-    who = f"{db.user}@" if db.user else ""
-    reason = describe_error(exc, db.password)
-    hint = ""
-    if "authentication failed" in reason.lower():
-        hint = " (wrong user or password?)"
-    elif admin and reason == "not allowed":
-        hint = f" (add {db.user or 'the user'} to PgBouncer's stats_users or admin_users)"
-    return TargetError(
-        f"pool monitor: cannot connect to {what} {who}{db.host}:{db.port}/{dbname}: {reason}{hint}"
-    )
 
 
 def _pgbouncer_version(conn: Connection) -> str | None:
@@ -132,26 +87,35 @@ def _is_postgres_refusing_admin_db(exc: TargetError) -> bool:
 
 
 def open_pool_monitor(
-    url: str, *, interval: float = 1.0, t0: float | None = None, pooler: Pooler = "auto"
+    url: str,
+    *,
+    interval: float = 1.0,
+    t0: float | None = None,
+    pooler: Pooler = "auto",
+    journal: Path | None = None,
 ) -> PoolMonitor:
     """Connect and read the limits, ready to ``start()``; TargetError when it cannot."""
     db = parse_database_url(url)
     if db.password:
         redact.remember_secret(db.password)
+    monitor: PoolMonitor | None = None
     if pooler != "postgres":
         try:
-            conn = connect(db, ADMIN_DB, admin=True)
+            conn = connect(db, ADMIN_DB, admin=True, console=pooler == "pgbouncer")
         except TargetError as exc:
             if pooler == "pgbouncer" or not _is_postgres_refusing_admin_db(exc):
                 raise
         else:
             version = _pgbouncer_version(conn)
             if version is not None:
-                return PgBouncerMonitor(conn, db, version, interval, t0)
-            conn.close()
-            if pooler == "pgbouncer":
+                monitor = PgBouncerMonitor(conn, db, version, interval, t0)
+            else:
+                conn.close()
+            if version is None and pooler == "pgbouncer":
                 raise TargetError(f"pool monitor: {db.host}:{db.port} is not PgBouncer")
-    return PostgresMonitor(connect(db, db.dbname, admin=False), db, interval, t0)
+    monitor = monitor or PostgresMonitor(connect(db, db.dbname, admin=False), db, interval, t0)
+    monitor.journal = journal
+    return monitor
 
 
 def summarise(series: list[PoolSample]) -> dict[str, PoolFigure]:
@@ -176,6 +140,7 @@ class PoolMonitor(IntervalSampler[PoolSample]):
         self.server_version: str | None = None
         self.failed_samples = 0
         self.last_error: str | None = None
+        self.journal: Path | None = None
 
     def stop(self) -> None:
         """Take the end sample and close the connection; calling it again does nothing."""
@@ -188,9 +153,13 @@ class PoolMonitor(IntervalSampler[PoolSample]):
         if not self.conn.closed:
             self.conn.close()
 
+    def in_front(self) -> PoolInFront:
+        """What the database URL reaches, for the engine that loads it."""
+        return PoolInFront(source=self.source)
+
     def _sample(self, t: float) -> PoolSample | None:
         try:
-            return self._read(round(t, 4))
+            sample = self._read(round(t, 4))
         except psycopg.Error as exc:
             # A lost connection mid-run loses samples, not the run; metrics() says so.
             self.failed_samples += 1
@@ -198,6 +167,11 @@ class PoolMonitor(IntervalSampler[PoolSample]):
             if self.failed_samples == 1:
                 LOG.warning("pool monitor: sample at t=%.2f failed: %s", t, self.last_error)
             return None
+        if self.journal is not None:
+            line = {"wall": time.time(), **sample.model_dump(mode="json", by_alias=True)}
+            with self.journal.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(line) + "\n")
+        return sample
 
     def _read(self, t: float) -> PoolSample:
         raise NotImplementedError
@@ -246,6 +220,7 @@ class PostgresMonitor(PoolMonitor):
         self.server_version = str(row["version"])
         self.max_connections: int = row["max_connections"]
         self.reserved: int = row["superuser_reserved"] + (row["reserved"] or 0)
+        self.superuser: bool | None = row["superuser"]
 
     def _read(self, t: float) -> PoolSample:
         row = self.conn.execute(
@@ -268,7 +243,11 @@ class PostgresMonitor(PoolMonitor):
         )
 
     def _limits(self) -> dict[str, Any]:
-        return {"max_connections": self.max_connections, "reserved_connections": self.reserved}
+        return {
+            "max_connections": self.max_connections,
+            "reserved_connections": self.reserved,
+            "superuser": self.superuser,
+        }
 
     def _missing(self) -> dict[str, str]:
         return {
@@ -339,6 +318,13 @@ class PgBouncerMonitor(PoolMonitor):
             max_wait=round(max_wait, 6),
             transactions=reading[0] - previous[0] if previous else None,
             wait_time=round((reading[1] - previous[1]) / 1e6, 6) if previous else None,
+        )
+
+    def in_front(self) -> PoolInFront:
+        return PoolInFront(
+            source="pgbouncer",
+            pool_mode=self.pool_mode,
+            max_prepared_statements=self.max_prepared_statements,
         )
 
     def _limits(self) -> dict[str, Any]:

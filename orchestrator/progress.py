@@ -18,6 +18,13 @@ from collections.abc import Callable
 from typing import TextIO
 
 BAR_WIDTH = 24
+
+
+def say(message: str) -> None:
+    """A note for the person watching (stderr, so stdout stays the result)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 _FIGURES = re.compile(r"(?P<rps>[\d.]+) req/s, (?P<failed>\d+) failed(?:, p95 (?P<p95>[\d.]+) ms)?")
 
 

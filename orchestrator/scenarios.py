@@ -8,11 +8,13 @@ A scenario says the protocol, the endpoints or WebSocket flow, and the load shap
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urljoin, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.db_models import QueryType
 from orchestrator.models import Transport, WorkloadModel
 
 
@@ -135,6 +137,21 @@ class WsFlow(Strict):
     loops: int = Field(default=1, ge=1, description="Times each user repeats the messages.")
 
 
+class SqlFile(Strict):
+    """A user's own SQL script (pgbench syntax) and its weight in the mix."""
+
+    path: Path
+    weight: int = Field(default=1, ge=0)
+
+
+class PoolInFront(Strict):
+    """What the pool monitor found at a database URL before the load (set by the run)."""
+
+    source: Literal["postgres", "pgbouncer"]
+    pool_mode: str | None = None
+    max_prepared_statements: int | None = None
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     protocol: Transport = "http"
@@ -163,6 +180,26 @@ class Scenario(Strict):
         "this share of requests failed, run no further steps (a stress test's breaking "
         "point). Engines that run native ramps ignore it with a warning.",
     )
+    # The database leg (postgres scenarios only).
+    query_type: QueryType | None = Field(
+        default=None, description="Database workload; None: the engine's default (mixed)."
+    )
+    query_weights: dict[str, int] | None = Field(
+        default=None, description="query_type 'mixed': weight of read, write, transaction."
+    )
+    sql_files: list[SqlFile] = Field(default_factory=list, description="The user's own scripts.")
+    stop_when_p95: float | None = Field(
+        default=None, gt=0, description="Stop after a constant-load step whose p95 is over it (ms)."
+    )
+    stop_when_pool_wait: float | None = Field(
+        default=None,
+        ge=0,
+        description="Stop after a step in which a client waited longer than this (s) for a "
+        "server connection (PgBouncer); 0: any wait.",
+    )
+    pool: PoolInFront | None = Field(
+        default=None, description="Set by the run from the pool monitor, not by a config."
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -186,6 +223,11 @@ class Scenario(Strict):
             raise ValueError("an http scenario needs at least one endpoint")
         if self.protocol == "ws" and self.ws is None:
             raise ValueError("a ws scenario needs a 'ws' flow")
+        database_only = ("query_type", "query_weights", "sql_files", "stop_when_p95",
+                         "stop_when_pool_wait")  # fmt: skip
+        given = [name for name in database_only if getattr(self, name) not in (None, [])]
+        if self.protocol != "postgres" and given:
+            raise ValueError(f"{', '.join(given)}: for postgres scenarios only")
         return self
 
     def url_for(self, endpoint: Endpoint) -> str:

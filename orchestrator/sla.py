@@ -83,7 +83,8 @@ METRICS: dict[str, Metric] = {
     "loadNotDelivered": Metric("loadNotDelivered", "count"),
     # The leak verdict (orchestrator.conclusions.leak): gate with `memoryLeak == false`.
     "memoryLeak": Metric("leak.memoryLeak", "bool"),
-    # Suite-wide: see evaluate_suite for how each is aggregated.
+    "maxDatabaseConnections": Metric("databaseLimit.maxDatabaseConnections", "count"),
+    # Suite-wide: see orchestrator.suite_gates for how each is aggregated.
     "aggregateThroughput": Metric("aggregateThroughput", "rate", "suite"),
     "aggregateWsMessageRate": Metric("aggregateWsMessageRate", "rate", "suite"),
     "memoryDeltaPer100Users": Metric("memoryDeltaPer100Users", "bytes", "suite"),
@@ -293,74 +294,6 @@ def _join(*parts: str | None) -> str | None:
     return text or None
 
 
-def _time_weighted(pairs: list[tuple[float | None, float]]) -> tuple[float | None, str | None]:
-    measured = [(rate, seconds) for rate, seconds in pairs if rate is not None and seconds > 0]
-    if not measured:
-        return None, "no scenario measured it"
-    total_seconds = sum(seconds for _, seconds in measured)
-    value = sum(rate * seconds for rate, seconds in measured) / total_seconds
-    skipped = len(pairs) - len(measured)
-    return value, (f"{skipped} scenario(s) without a measurement left out" if skipped else None)
-
-
-def evaluate_suite(
-    results: Sequence[LoadTestResult], suite_thresholds: Iterable[ThresholdSpec]
-) -> list[Threshold]:
-    """Judge the suite-wide gates over the completed scenarios' results.
-
-    - aggregateThroughput: HTTP requests per second over all HTTP scenarios, weighted by
-      each scenario's duration (sum of requests / sum of seconds; scenarios run one after
-      another, so their rates are never added up).
-    - aggregateWsMessageRate: the same over the WebSocket scenarios' message rates.
-    - memoryDeltaPer100Users: the worst HTTP/WebSocket scenario's target memory growth per
-      100 peak users (memoryDelta / concurrency x 100); database scenarios sample the
-      database server, not the service, and are left out.
-    A gate whose kind of scenario is absent from the suite (no WebSocket scenario ran) is
-    left out, not passed; one whose scenarios ran but measured nothing is ``passed=None``.
-    """
-    done = [r for r in results if r.status == Status.COMPLETED]
-    http = [r for r in done if r.protocol == "http"]
-    ws = [r for r in done if r.protocol == "ws"]
-    checks: list[Threshold] = []
-    for spec in suite_thresholds:
-        if spec.scope != "suite":
-            raise ConfigError(f"{spec.metric} is a scenario metric, not a suite-wide one")
-        measured: float | None
-        detail: str | None
-        if spec.metric == "aggregateThroughput":
-            if not http:
-                continue
-            measured, detail = _time_weighted([(r.throughput, r.duration) for r in http])
-        elif spec.metric == "aggregateWsMessageRate":
-            if not ws:
-                continue
-            rates = [(r.websocket.message_rate if r.websocket else None, r.duration) for r in ws]
-            measured, detail = _time_weighted(rates)
-        else:
-            if not done:
-                continue
-            measured, detail = _memory_per_100(done)
-        checks.append(spec.judge(measured, detail))
-    return checks
-
-
-def _memory_per_100(results: list[LoadTestResult]) -> tuple[float | None, str | None]:
-    # The service's memory per user: database scenarios sample the database server (whose
-    # new backends each count the shared buffers in their RSS), so they are left out.
-    per_100 = [
-        (r.resource_usage.memory_delta / r.concurrency * 100, r.scenario)
-        for r in results
-        if r.protocol != "postgres"
-        and r.resource_usage is not None
-        and r.resource_usage.memory_delta is not None
-        and r.concurrency > 0
-    ]
-    if not per_100:
-        return None, "no scenario measured the target's memory"
-    value, scenario = max(per_100)
-    return value, f"worst: {scenario}"
-
-
 class Verdict(StrEnum):
     PASSED = "passed"
     SLA_FAILED = "sla_failed"
@@ -408,7 +341,7 @@ def suite_exit_code(
         return ExitCode.INTERRUPTED
     if skipped or not results or Verdict.FAILED in verdicts:
         return ExitCode.TOOL_OR_TARGET_FAILED
-    verdicts.add(_verdict_of_checks(suite_checks))
+    verdicts.add(_verdict_of_checks(c for c in suite_checks if c.applicable))
     if verdicts & {Verdict.SLA_FAILED, Verdict.NOT_JUDGED}:
         return ExitCode.SLA_FAILED
     return ExitCode.OK

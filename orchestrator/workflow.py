@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
 
 from orchestrator import interrupts
 from orchestrator.conclude import CAPACITY_FILE, PLAN_FILE, conclude, save_plan, write_capacity
@@ -39,14 +36,15 @@ from orchestrator.execute import ResultNotSavedError, RunSettings, run_scenario
 from orchestrator.login import log_in, with_headers
 from orchestrator.models import LoadTestResult, Status, Threshold
 from orchestrator.plan import PlannedScenario, Suite
+from orchestrator.progress import say
 from orchestrator.redact import remember_secret
 from orchestrator.safe_files import NotWrittenError, Unwritten, describe_unwritten
 from orchestrator.safety import check_targets
+from orchestrator.target_open import open_target
 from orchestrator.targets import (
     LocatedTarget,
     TargetSpec,
     locate_target,
-    managed_target,
     url_port,
 )
 
@@ -56,7 +54,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-REFERENCE_PORT = 8000
 # Run folders of one label started within the same second: <stamp>-<label>-2, -3, ...
 MAX_RUN_DIRS_PER_SECOND = 10_000
 FAILED = (Status.TOOL_FAILED, Status.TARGET_FAILED)
@@ -105,11 +102,6 @@ class Outcome:
     config_file: Path | None = None
     # Files of the report the disk refused (full, read-only): said once, exit code 3.
     unwritten: list[Unwritten] = field(default_factory=list)
-
-
-def say(message: str) -> None:
-    """A progress note for the person watching (stderr, so stdout stays the result)."""
-    print(message, file=sys.stderr, flush=True)
 
 
 def run_job(job: Job) -> Outcome:
@@ -223,48 +215,6 @@ def _point_latest(report_dir: Path, run_dir: Path) -> None:
     except OSError:
         LOG.debug("could not update %s", latest)
         link.unlink(missing_ok=True)
-
-
-def _is_listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def reference_command(port: int = REFERENCE_PORT) -> list[str]:
-    return [sys.executable, "-m", "orchestrator.reference_target", "--port", str(port)]
-
-
-@contextmanager
-def open_target(
-    spec: TargetSpec, url: str, log_dir: Path
-) -> Iterator[tuple[LocatedTarget | None, str]]:
-    """The target to sample: started by us (a command), or found by pid / container / port.
-
-    Yields (target or None, why it is not sampled). With no configuration and nothing
-    listening on the default URL, the reference target is started. A target we started is
-    stopped on every way out, an interruption included.
-    """
-    parts = urlsplit(url)
-    host, known_port = url_port(url)
-    port = known_port or 80
-    command = spec.command
-    unconfigured = command is None and spec.pid is None and spec.container is None
-    default_url = (host, port) == ("127.0.0.1", REFERENCE_PORT)
-    if unconfigured and default_url and not _is_listening(host, port):
-        say(f"nothing listens on {host}:{port}: starting the reference target there")
-        command = reference_command(port)
-    if command is not None and not _is_listening(host, port):
-        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-        ready = spec.ready_url or parts._replace(scheme=scheme, path="/", query="").geturl()
-        started = spec.model_copy(update={"command": command, "ready_url": ready})
-        with managed_target(started, log_dir) as managed:
-            yield managed.located, ""
-        return
-    located, reason = locate_target(spec, url)
-    yield located, reason
 
 
 def log_in_once(job: Job, outcome: Outcome) -> dict[str, str]:

@@ -22,7 +22,13 @@ if TYPE_CHECKING:
     from orchestrator.conclusions.models import CapacityReport
     from orchestrator.tools import ToolStatus
 
-STYLE = {"PASS": "green", "FAIL": "red", "SKIPPED": "yellow", "NOT MEASURED": "yellow"}
+STYLE = {
+    "PASS": "green",
+    "FAIL": "red",
+    "SKIPPED": "yellow",
+    "NOT MEASURED": "yellow",
+    "NOT APPLICABLE": "dim",
+}
 
 
 # Piped into a file or a CI log there is no terminal width to respect: never cut a value.

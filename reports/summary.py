@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import ExitCode
-from orchestrator.models import LoadTestResult, ResourceUsage, Threshold, Transport
+from orchestrator.models import LoadTestResult, PoolMetrics, ResourceUsage, Threshold, Transport
 from orchestrator.sla import format_metric
 
 MB = 1_000_000
@@ -81,6 +81,8 @@ def fmt_bytes(value: int | None, signed: bool = False) -> str:
 
 
 def check_verdict(check: Threshold) -> str:
+    if not check.applicable:
+        return "NOT APPLICABLE"
     return {True: "PASS", False: "FAIL", None: "NOT MEASURED"}[check.passed]
 
 
@@ -233,6 +235,7 @@ def finding_rows(result: LoadTestResult) -> list[tuple[str, str]]:
                 f"bottleneck: {limits.bottleneck or 'n/a'}",
             )
         )
+    rows.extend(database_rows(result))
     recovery = result.recovery
     if recovery is not None:
         verdict = "recovered" if recovery.recovered else "NOT recovered"
@@ -250,6 +253,67 @@ def finding_rows(result: LoadTestResult) -> list[tuple[str, str]]:
                 "(window p95 = highest per-second p95)",
             )
         )
+    return rows
+
+
+def _peak(pool: PoolMetrics, figure: str) -> float | None:
+    found = pool.summary.get(figure)
+    return found.peak if found is not None else None
+
+
+def _pool_text(pool: PoolMetrics) -> str:
+    """Peaks of the pool while the load ran, and the monitor's own connection."""
+
+    def peak(figure: str) -> str:
+        return fmt_num(_peak(pool, figure), 0)
+
+    if pool.source == "pgbouncer":
+        wait = _peak(pool, "maxWait")
+        per_tx = pool.wait_per_transaction
+        text = (
+            f"PgBouncer {pool.server_version or ''} pool_size {pool.pool_size} "
+            f"({pool.pool_mode} mode): server connections peak {peak('totalConnections')}, "
+            f"active peak {peak('activeConnections')} "
+            f"({fmt_num(_peak(pool, 'utilizationPercent'))} %), waiting clients peak "
+            f"{peak('waitingClients')}, longest wait {fmt_ms(None if wait is None else wait * 1e3)}"
+            f", wait per transaction {fmt_ms(None if per_tx is None else per_tx * 1e3)}; "
+            "the monitor's admin-console connection is left out"
+        )
+    else:
+        free = (
+            pool.max_connections - pool.reserved_connections
+            if pool.max_connections is not None and pool.reserved_connections is not None
+            else None
+        )
+        text = (
+            f"PostgreSQL {pool.server_version or ''}: connections peak "
+            f"{peak('totalConnections')} of {fmt_int(free)} free slots "
+            f"({fmt_num(_peak(pool, 'utilizationPercent'))} %), active peak "
+            f"{peak('activeConnections')}, idle in transaction peak "
+            f"{peak('idleInTransaction')}, waiting on locks peak {peak('waitingOnLock')}; "
+            f"max_connections {fmt_int(pool.max_connections)} with "
+            f"{fmt_int(pool.reserved_connections)} reserved, and {pool.monitor_connections} "
+            "taken by the monitor (left out of the figures)"
+        )
+    if "series" in pool.missing:
+        text += f"; {pool.missing['series']}"
+    return text
+
+
+def database_rows(result: LoadTestResult) -> list[tuple[str, str]]:
+    """The connection pool while the load ran, and the limit a stepped run found."""
+    rows: list[tuple[str, str]] = []
+    if result.pool is not None:
+        rows.append(("pool", _pool_text(result.pool)))
+    limit = result.database_limit
+    if limit is not None:
+        held = (
+            f"{limit.max_database_connections} clients held"
+            if limit.max_database_connections is not None
+            else "no step held"
+        )
+        bound = " (a lower bound: no step failed)" if limit.first_failing is None else ""
+        rows.append(("database limit", f"{held}{bound}; {limit.evidence}"))
     return rows
 
 

@@ -201,7 +201,10 @@ def test_scenario_naming_an_unknown_endpoint(tmp_path: Path) -> None:
 
 def test_suite_naming_an_unknown_scenario(tmp_path: Path) -> None:
     message = config_error(tmp_path, "suites:\n  mine: [normal, nrmal]\n")
-    assert "suites.mine.scenarios.1: unknown scenario 'nrmal'; known: api-smoke, db-pool" in message
+    assert (
+        "suites.mine.scenarios.1: unknown scenario 'nrmal'; known: api-smoke, db-exhaustion"
+        in message
+    )
 
 
 def test_new_scenario_needs_a_load(tmp_path: Path) -> None:

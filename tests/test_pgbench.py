@@ -19,9 +19,10 @@ from orchestrator import histogram as hist
 from orchestrator.engines import pgbench
 from orchestrator.engines.base import Invocation
 from orchestrator.engines.pgbench import output as parser
+from orchestrator.engines.pgbench import scripts
 from orchestrator.errors import ConfigError, ParseError
 from orchestrator.models import LoadTestResult, Status
-from orchestrator.scenarios import LoadShape, Scenario, Stage
+from orchestrator.scenarios import LoadShape, PoolInFront, Scenario, Stage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pgbench"
 PG15 = "pgbench (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
@@ -73,17 +74,25 @@ def run_scenario(
 
 def test_plan_for_ramp_then_hold_is_golden(tmp_path: Path) -> None:
     url = "postgresql://app:p%40ss@db.local:6543/shop?sslmode=disable"
+    # Behind a PgBouncer in transaction mode (as the pool monitor would find it), looking
+    # for the limit: stop at the first step over 1% errors or 250 ms p95.
     scenario = make_scenario(
-        url, LoadShape(start=0, stages=[Stage(duration=4, target=4), Stage(duration=3, target=4)])
+        url,
+        LoadShape(start=0, stages=[Stage(duration=4, target=4), Stage(duration=3, target=4)]),
+        pool=PoolInFront(source="pgbouncer", pool_mode="transaction"),
+        stop_when_error_rate=1,
+        stop_when_p95=250,
     )
     db = pgbench.parse_database_url(url)
     plan = pgbench.build_plan(scenario, db, "/pg/pgbench", Path("/w"), Path("/w/o.json"), PG15, 2)
     conn = ["-h", "db.local", "-p", "6543", "-U", "app"]
+    shipped = scripts.script_path
 
     def step_argv(clients: int, seconds: int, first: bool, n: int) -> list[str]:
         return [
             "/pg/pgbench", *conn, "-c", str(clients), "-j", str(min(clients, 2)),
-            "-T", str(seconds), "-M", "prepared", "-b", "tpcb-like@1", "-b", "select-only@4",
+            "-T", str(seconds), "-M", "extended", "-f", f"{shipped('read')}@7",
+            "-f", f"{shipped('write')}@2", "-f", f"{shipped('transaction')}@1",
             "--progress", "1", "-l", "--log-prefix", f"/w/pgbench_log_s{n}",
             "--failures-detailed", *([] if first else ["-n"]), "shop",
         ]  # fmt: skip
@@ -91,9 +100,12 @@ def test_plan_for_ramp_then_hold_is_golden(tmp_path: Path) -> None:
     assert plan == {
         "database": "app@db.local:6543/shop",
         "pgbenchVersion": PG15,
+        "workload": scripts.describe_workload("mixed", mode="extended"),
         "probe": ["/pg/pgbench", *conn, "-n", "-c", "1", "-t", "1", "-b", "select-only", "shop"],
         "init": ["/pg/pgbench", *conn, "-i", "-s", "4", "-q", "shop"],
         "initScale": 4,
+        # The runner adds -s with the scale the probe reports, before the database name.
+        "scaleFromProbe": True,
         # A 4 s ramp from 0 climbs in 2 s steps; the last one runs on through the hold.
         "steps": [
             {"index": 0, "clients": 2, "seconds": 2, "argv": step_argv(2, 2, True, 1),
@@ -101,10 +113,19 @@ def test_plan_for_ramp_then_hold_is_golden(tmp_path: Path) -> None:
             {"index": 1, "clients": 4, "seconds": 5, "argv": step_argv(4, 5, False, 2),
              "logPrefix": "/w/pgbench_log_s2"},
         ],
-        "stopWhenErrorRate": None,
+        "stopRules": {"errorRate": 1.0, "p95": 250.0, "poolWait": None},
+        "stepFacts": True,
+        "poolSamples": "/w/pool-samples.jsonl",
         "workdir": "/w",
         "output": "/w/o.json",
     }  # fmt: skip
+    assert plan["workload"] == (
+        "query type mixed, each transaction one script drawn by weight: read.sql weighted 7 "
+        "(one point SELECT by primary key (pgbench's select-only)); write.sql weighted 2 (one "
+        "autocommitted UPDATE of a random account); transaction.sql weighted 1 (a TPC-B-like "
+        "transaction (BEGIN, 3 UPDATEs, a SELECT, an INSERT, END; pgbench's tpcb-like)); "
+        "-M extended"
+    )
     assert db.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "disable", "PGPASSWORD": "p@ss"}
 
 

@@ -7,7 +7,6 @@ few seconds while the monitor samples.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -20,13 +19,11 @@ from pg_server import MAX_CONNECTIONS, PASSWORD, USER, PgServer, find_bindir, st
 from pgbouncer_server import PgBouncer, find_pgbouncer, start_pgbouncer
 
 from orchestrator.engines import pgbench
-from orchestrator.engines.pgbench import output as parser
 from orchestrator.engines.pgbench import scripts as pgbench_scripts
 from orchestrator.errors import ConfigError, ExitCode, TargetError
-from orchestrator.models import LoadTestResult, PoolMetrics, Status
-from orchestrator.pool_monitor import MONITOR_APP, describe_error, open_pool_monitor
-from orchestrator.process import run_tool
-from orchestrator.scenarios import LoadShape, Scenario
+from orchestrator.models import PoolMetrics
+from orchestrator.pool_connect import MONITOR_APP, describe_error
+from orchestrator.pool_monitor import open_pool_monitor
 
 SCALE = 10
 POOL_SIZE = 10
@@ -134,69 +131,6 @@ def test_query_mode_avoids_named_statements_behind_a_transaction_pooler() -> Non
     assert pgbench_scripts.query_mode("transaction") == "extended"
     assert pgbench_scripts.query_mode("statement", max_prepared_statements=0) == "extended"
     assert pgbench_scripts.query_mode("transaction", max_prepared_statements=200) == "prepared"
-
-
-# ---- query types: real pgbench through the adapter's step runner ----
-
-
-def run_query_type(url: str, workdir: Path, args: list[str]) -> LoadTestResult:
-    """The adapter's plan with its built-in scripts swapped for ``args``; the parsed result."""
-    scenario = Scenario(
-        name="db-query", protocol="postgres", base_url=url, shape=LoadShape.constant(4, 1.0)
-    )
-    invocation = pgbench.prepare(scenario, workdir)
-    plan_path = workdir / pgbench.PLAN_NAME
-    plan = json.loads(plan_path.read_text())
-    for step in plan["steps"]:
-        argv = step["argv"]
-        at = argv.index("-b")
-        assert argv[at : at + 4] == ["-b", "tpcb-like@1", "-b", "select-only@4"]
-        step["argv"] = [*argv[:at], *args, *argv[at + 4 :]]
-    plan_path.write_text(json.dumps(plan))
-    run = run_tool(
-        invocation.argv,
-        timeout=invocation.timeout,
-        log_path=workdir / "tool.log",
-        env={**os.environ, **invocation.env},
-        cwd=workdir,
-        sink=None,
-    )
-    return pgbench.parse(scenario, invocation, run)
-
-
-@pytest.mark.load
-@pytest.mark.parametrize("query_type", ["read", "write", "transaction", "mixed", "custom"])
-def test_each_query_type_runs_with_exact_latencies(
-    pg: PgServer, tmp_path: Path, query_type: pgbench_scripts.QueryType
-) -> None:
-    custom: list[tuple[Path, int]] = []
-    if query_type == "custom":
-        own = tmp_path / "own.sql"
-        own.write_text("UPDATE pgbench_branches SET filler = 'custom-script' WHERE bid = 1;\n")
-        custom = [(own, 1)]
-    args = pgbench_scripts.script_args(query_type, custom=custom, scale=SCALE)
-    result = run_query_type(pg.url(), tmp_path / "run", args)
-    assert result.status is Status.COMPLETED, result.status_detail
-    assert result.errors == {} and result.failed_requests == 0
-    rt = result.response_time
-    assert rt.source == "histogram"
-    assert rt.p50 is not None and rt.p95 is not None and rt.p99 is not None
-    assert 0 < rt.p50 <= rt.p95 <= rt.p99
-    assert result.successful_requests is not None and result.successful_requests > 50
-    summary = parser.read_summary(tmp_path / "run" / "pgbench_s1.out")
-    assert summary["processed"] == result.successful_requests
-    assert summary["scale"] == SCALE
-    print(f"{query_type}: {result.throughput:.0f} tps, p50 {rt.p50} ms, p99 {rt.p99} ms")
-    logs = sorted((tmp_path / "run").glob("pgbench_log_s1.*"))
-    scripts_used = {line.split()[3] for log in logs for line in log.read_text().splitlines()}
-    if query_type == "mixed":
-        assert scripts_used == {"0", "1", "2"}  # read, write and transaction all ran
-    else:
-        assert scripts_used == {"0"}
-    if query_type == "custom":
-        assert pg.psql("SELECT trim(filler) FROM pgbench_branches WHERE bid = 1", USER) == (
-            "custom-script"
-        )
 
 
 # ---- the monitor on PostgreSQL ----
@@ -315,7 +249,7 @@ def test_wrong_password_is_one_line(pg: PgServer, bouncer: PgBouncer) -> None:
         open_pool_monitor(bouncer.url(password=PASSWORD + "x"))
     assert_one_line(
         through_bouncer.value,
-        f"PgBouncer admin console bench@127.0.0.1:{bouncer.port}/pgbouncer",
+        f"cannot connect to the database at bench@127.0.0.1:{bouncer.port}/bench",
         "SASL authentication failed (wrong user or password?)",
     )
     with pytest.raises(TargetError) as direct:

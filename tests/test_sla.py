@@ -13,6 +13,7 @@ from orchestrator.models import (
     ResponseTime,
     Status,
     Threshold,
+    Transport,
     WebSocketStats,
 )
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario
@@ -20,12 +21,12 @@ from orchestrator.sla import (
     ThresholdSpec,
     Verdict,
     evaluate,
-    evaluate_suite,
     format_metric,
     parse_threshold,
     suite_exit_code,
     verdict,
 )
+from orchestrator.suite_gates import evaluate_suite
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -225,6 +226,34 @@ def test_evaluate_suite_leaves_out_absent_kinds_but_not_unmeasured_ones() -> Non
     assert memory.passed is None and memory.detail == "no scenario measured the target's memory"
     ws, _ = evaluate_suite([ws_result(None, 5.0)], specs)
     assert ws.passed is None
+
+
+def test_gates_of_scenarios_left_out_are_not_applicable_but_unmeasured_ones_still_fail() -> None:
+    """`suite full --only db-pool`: the service's gates are about scenarios that did not run."""
+    specs = [parse_threshold("aggregateThroughput > 50/s"),
+             parse_threshold("aggregateWsMessageRate > 100/s"),
+             parse_threshold("memoryDeltaPer100Users < 20MB")]  # fmt: skip
+    db_pool = judged(True, scenario="db-pool", tool="pgbench", protocol="postgres")
+    left_out: dict[str, Transport] = {
+        "normal": "http", "ws-normal": "ws", "db-exhaustion": "postgres",
+    }  # fmt: skip
+    checks = evaluate_suite([db_pool], specs, left_out)
+    assert [(c.metric, c.applicable, c.passed) for c in checks] == [
+        ("aggregateThroughput", False, None),
+        ("aggregateWsMessageRate", False, None),
+        ("memoryDeltaPer100Users", False, None),
+    ]
+    assert checks[0].detail == "not applicable: its scenarios were left out (normal)"
+    assert checks[2].detail == "not applicable: its scenarios were left out (normal, ws-normal)"
+    assert suite_exit_code([db_pool], {}, checks) == ExitCode.OK
+    # The HTTP scenario ran but nothing sampled the service's memory: still not a pass.
+    http = judged(True, resource_usage=None)
+    checks = evaluate_suite([db_pool, http], specs, {"ws-normal": "ws"})
+    memory = next(c for c in checks if c.metric == "memoryDeltaPer100Users")
+    assert memory.applicable and memory.passed is None
+    assert suite_exit_code([db_pool, http], {}, checks) == ExitCode.SLA_FAILED
+    # A suite that has no scenario of a kind at all: the gate is dropped, as before.
+    assert evaluate_suite([db_pool], specs) == []
 
 
 def judged(*passed: bool | None, **overrides: Any) -> LoadTestResult:

@@ -35,6 +35,13 @@ def describe(planned: PlannedScenario) -> dict[str, Any]:
     }
     if scenario.endpoints:
         out["endpoints"] = [f"{e.method} {e.path}" for e in scenario.endpoints]
+    if scenario.protocol == "postgres":
+        out["database"] = {
+            "query_type": scenario.query_type,
+            "query_weights": scenario.query_weights,
+            "stop_when": [scenario.stop_when_error_rate, scenario.stop_when_p95,
+                          scenario.stop_when_pool_wait],
+        }  # fmt: skip
     if scenario.ws is not None:
         out["ws"] = {
             "path": scenario.ws.path,
@@ -76,6 +83,7 @@ def test_full_suite_follows_the_seed_plan(config: Config) -> None:
     assert totals == {
         "normal": 300, "peak": 600, "stress": 1200, "spike": 300, "endurance": 3600,
         "ws-normal": 600, "ws-stress": 600, "ws-spike": 130, "db-pool": 300,
+        "db-exhaustion": 200,
     }  # fmt: skip
     # A ramp then a real hold at the target for the rest of the time.
     assert segments(suite, "normal") == [(10, 0, 50), (290, 50, 50)]
@@ -97,6 +105,19 @@ def test_full_suite_follows_the_seed_plan(config: Config) -> None:
     assert (db.tool, db.requires, db.scenario.protocol) == ("pgbench", "pgbench", "postgres")
     assert db.scenario.base_url == config.database.url
     assert db.scenario.shape.peak == 50
+    assert (db.scenario.query_type, db.scenario.query_weights) == (
+        "mixed", {"read": 4, "transaction": 1},
+    )  # fmt: skip
+    # db-exhaustion: 5 -> 100 clients, each level held ~10 s, stopping at the first that
+    # did not hold; its gate is the limit it finds.
+    exhaustion = by_name["db-exhaustion"]
+    holds = [(d, low) for d, low, high in segments(suite, "db-exhaustion") if low == high]
+    assert [level for _, level in holds] == list(range(5, 101, 5))
+    assert exhaustion.scenario.query_type == "read"
+    assert (exhaustion.scenario.stop_when_p95, exhaustion.scenario.stop_when_pool_wait) == (
+        500.0, 1.0,
+    )  # fmt: skip
+    assert [t.text for t in exhaustion.thresholds] == ["maxDatabaseConnections > 15"]
     spike_paths = [e.path for e in by_name["spike"].scenario.endpoints]
     assert spike_paths == ["/api/session/start", "/api/livekit/token"]
     assert "/health" not in [e.path for e in by_name["normal"].scenario.endpoints]
@@ -166,8 +187,13 @@ def test_only_and_skip(config: Config) -> None:
     only = build_suite("full", config, only=["spike", "normal"])
     assert [p.name for p in only.scenarios] == ["normal", "spike"]  # suite order kept
     skipped = build_suite("full", config, skip=["db-pool", "endurance"])
-    assert len(skipped.scenarios) == 7
+    assert len(skipped.scenarios) == 8
     assert "db-pool" not in [p.name for p in skipped.scenarios]
+    # What was left out, with its transport: suite-wide gates about it are not applicable.
+    assert skipped.left_out == {"endurance": "http", "db-pool": "postgres"}
+    alone = build_suite("full", config, only=["db-pool"])
+    assert set(alone.left_out) == set(BUILTIN_SUITES["full"]) - {"db-pool"}
+    assert alone.left_out["ws-spike"] == "ws" and alone.left_out["db-exhaustion"] == "postgres"
     with pytest.raises(ConfigError, match=r"no scenario 'nrmal'; its scenarios: normal, peak"):
         build_suite("full", config, only=["nrmal"])
     with pytest.raises(ConfigError, match="no scenario 'normal'; its scenarios: api-smoke"):
@@ -229,7 +255,9 @@ def test_stress_stops_at_its_breaking_point_and_a_config_can_change_it(config: C
     full = {p.name: p.scenario for p in build_suite("full", config).scenarios}
     assert full["stress"].stop_when_error_rate == 50.0
     # Only the stress test looks for a breaking point; the others run their whole shape.
-    assert {n for n, s in full.items() if s.stop_when_error_rate is not None} == {"stress"}
+    assert {n for n, s in full.items() if s.stop_when_error_rate is not None} == {
+        "stress", "db-exhaustion",
+    }  # fmt: skip
     own = parse_config({"scenarios": {"stress": {"stop_when_error_rate": 20}}}, env={})
     stress = build_suite("full", own, only=["stress"]).scenarios[0].scenario
     assert stress.stop_when_error_rate == 20.0

@@ -25,6 +25,9 @@ from orchestrator.scenarios import Scenario
 
 # Seconds a tool may run past the scenario's length (start-up, drain, writing output).
 DEFAULT_GRACE = 30.0
+# The pool monitor's samples, one JSON line each with its wall-clock time, appended in the
+# scenario's folder while a database scenario runs: a stepped engine judges its steps by them.
+POOL_SAMPLES = "pool-samples.jsonl"
 
 
 @dataclass

@@ -6,9 +6,13 @@ by :mod:`.steps` (``python -m``, from one JSON plan; no shell).
 Before the first step the runner checks that pgbench's tables exist and, only if they are
 missing, creates them with ``pgbench -i`` (the result says so).
 
-The workload mixes pgbench's built-in scripts: ``tpcb-like`` (a write transaction: BEGIN,
-3 UPDATEs, a SELECT, an INSERT, END) weighted 1 and ``select-only`` (a point read)
-weighted 4, so 20% of transactions write and 80% read, over ``-M prepared`` statements.
+The workload is the scenario's query type (:mod:`.scripts`): the shipped ``read``,
+``write`` and ``transaction`` scripts on pgbench's schema, a weighted ``mixed`` of them
+(default 7/2/1), or the user's own SQL files, each passed as ``-f FILE@WEIGHT``. Statements
+are ``-M prepared``, or ``-M extended`` when the pool monitor found a PgBouncer that hands a
+client another server connection per transaction (``scenario.pool``). A stepped run can
+stop at the first step that did not hold (refused connections, errors, a long wait for a
+server connection, p95: ``stop_when_*``), which is how ``db-exhaustion`` finds the limit.
 
 The password in the database URL never reaches argv or a saved file: pgbench gets it from
 ``PGPASSWORD`` in :attr:`Invocation.env` (which is not saved); host, port, user and
@@ -30,9 +34,11 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from orchestrator import redact, tools
+from orchestrator.db_limit import StopRules
 from orchestrator.engines import base
 from orchestrator.engines.base import Invocation
 from orchestrator.engines.pgbench import output as parser
+from orchestrator.engines.pgbench import scripts
 from orchestrator.errors import ConfigError, ToolNotFoundError
 from orchestrator.models import LoadTestResult, Transport
 from orchestrator.process import ToolRun, resolve_executable
@@ -46,11 +52,11 @@ DEFAULT_FOR: frozenset[Transport] = frozenset({"postgres"})
 NEEDS: tuple[str, ...] = ()
 EXTERNAL = True
 HINT = "install PostgreSQL's client tools (Debian: `apt-get install postgresql-contrib`)"
+# Debian keeps the server-side programs (pgbench among them) out of PATH, under here.
+DEBIAN_BINDIRS = Path("/usr/lib/postgresql")
 PLAN_NAME = "pgbench-plan.json"
 OUTPUT_NAME = "pgbench-output.json"
 RUNNER_MODULE = "orchestrator.engines.pgbench.steps"
-# tpcb-like is pgbench's read/write transaction, select-only its read: 1 write in 5.
-SCRIPTS = ("tpcb-like@1", "select-only@4")
 STEP_SECONDS = 2.0
 # pgbench's -T takes whole seconds.
 MIN_STEP_SECONDS = 1
@@ -92,7 +98,7 @@ def executable() -> str:
         return resolve_executable("pgbench", HINT)
     except ToolNotFoundError:
         # Debian keeps the server-side programs out of PATH.
-        for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), reverse=True):
+        for candidate in sorted(DEBIAN_BINDIRS.glob("*/bin/pgbench"), reverse=True):
             return str(candidate)
         raise
 
@@ -162,6 +168,31 @@ def check_scenario(scenario: Scenario) -> None:
         raise ConfigError(f"pgbench runs its clients flat out: no think_time/max_rate ({where})")
     if scenario.shape.peak < 1:
         raise ConfigError(f"the load shape never opens a connection ({where})")
+    try:
+        query_scripts(scenario)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} ({where})") from None
+
+
+def query_scripts(scenario: Scenario) -> list[str]:
+    """``-f FILE@WEIGHT`` arguments of the scenario's query type; ConfigError if it is wrong."""
+    query_type = scenario.query_type or scripts.DEFAULT_QUERY_TYPE
+    custom = [(f.path, f.weight) for f in scenario.sql_files]
+    return scripts.script_args(query_type, scenario.query_weights, custom)
+
+
+def query_mode(scenario: Scenario) -> str:
+    pool = scenario.pool
+    return scripts.query_mode(pool.pool_mode, pool.max_prepared_statements) if pool else "prepared"
+
+
+def describe_workload(scenario: Scenario) -> str:
+    return scripts.describe_workload(
+        scenario.query_type or scripts.DEFAULT_QUERY_TYPE,
+        scenario.query_weights,
+        [(f.path, f.weight) for f in scenario.sql_files],
+        query_mode(scenario),
+    )
 
 
 def connection_args(db: Database) -> list[str]:
@@ -190,11 +221,16 @@ def build_plan(
     pgbench_version: str | None,
     cores: int,
 ) -> dict[str, Any]:
-    """The step runner's plan: every argv it will run (no password anywhere in it)."""
+    """The step runner's plan: every argv it will run (no password anywhere in it).
+
+    The database name is each step's last argument: the runner puts ``-s SCALE`` before it.
+    """
     conn = connection_args(db)
     # pgbench 15+ logs serialization and deadlock failures by kind (older ones abort).
     detailed = ["--failures-detailed"] if (major_version(pgbench_version) or 0) >= 15 else []
-    scripts = [arg for s in SCRIPTS for arg in ("-b", s)]
+    workload = query_scripts(scenario)
+    # Only the user's own scripts: no pgbench table is needed, none is created.
+    own_only = scenario.query_type == "custom"
     steps: list[dict[str, Any]] = []
     for index, (seconds, clients) in enumerate(step_durations(scenario)):
         prefix = str(workdir / f"pgbench_log_s{index + 1}")
@@ -203,7 +239,7 @@ def build_plan(
             argv = [
                 pgbench, *conn,
                 "-c", str(clients), "-j", str(min(clients, cores)), "-T", str(seconds),
-                "-M", "prepared", *scripts, "--progress", "1",
+                "-M", query_mode(scenario), *workload, "--progress", "1",
                 "-l", "--log-prefix", prefix, *detailed,
                 # Vacuum (and empty pgbench_history) once, before the first loaded step.
                 *(["-n"] if any(s["argv"] for s in steps) else []),
@@ -214,16 +250,23 @@ def build_plan(
              "logPrefix": prefix}
         )  # fmt: skip
     scale = max(1, min(scenario.shape.peak, MAX_INIT_SCALE))
+    # One read transaction: fails with 'relation "pgbench_branches" does not exist' when
+    # the tables are missing, or with the connection error when the server is; its summary
+    # says the scale. The user's own scripts only need the connection.
+    check = ["-f", str(scripts.connect_script())] if own_only else ["-b", "select-only"]
+    rules = StopRules.of(scenario)
     return {
         "database": db.label,
         "pgbenchVersion": pgbench_version,
-        # One read transaction: fails with 'relation "pgbench_branches" does not exist'
-        # when the tables are missing, or with the connection error when the server is.
-        "probe": [pgbench, *conn, "-n", "-c", "1", "-t", "1", "-b", "select-only", db.dbname],
-        "init": [pgbench, *conn, "-i", "-s", str(scale), "-q", db.dbname],
+        "workload": describe_workload(scenario),
+        "probe": [pgbench, *conn, "-n", "-c", "1", "-t", "1", *check, db.dbname],
+        "init": None if own_only else [pgbench, *conn, "-i", "-s", str(scale), "-q", db.dbname],
         "initScale": scale,
+        "scaleFromProbe": not own_only,
         "steps": steps,
-        "stopWhenErrorRate": scenario.stop_when_error_rate,
+        "stopRules": rules.to_json(),
+        "stepFacts": rules.active or sum(1 for s in steps if s["argv"]) >= 2,
+        "poolSamples": str(workdir / base.POOL_SAMPLES),
         "workdir": str(workdir),
         "output": str(output_path),
     }

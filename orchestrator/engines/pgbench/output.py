@@ -22,24 +22,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator import histogram as hist
+from orchestrator.db_limit import StopRules, find_limit
+from orchestrator.db_models import DatabaseStep
 from orchestrator.engines.pgbench.log import SecondsBuilder, StepTally, tally_step
 from orchestrator.errors import ParseError
 from orchestrator.models import LoadTestResult, Status
 from orchestrator.process import ToolRun
 from orchestrator.scenarios import Scenario
 from parsers import build
-from parsers.common import rate_percent, read_json, validated
+from parsers.common import read_json, validated
 
 TOOL = "pgbench"
 RUNNER_FORMAT = "orchestrate-pgbench/1"
-LATENCY_MEASURES = (
-    "pgbench: the time of each whole transaction, from sending its first statement to the "
-    "end of its last (every statement of the script, BEGIN..END included), on a connection "
-    "opened before the run (connection time excluded), per client; written by pgbench in µs "
-    "to its per-transaction log. Workload: builtin tpcb-like (3 UPDATEs, a SELECT, an INSERT "
-    "in one transaction) weighted 1, select-only (one point SELECT) weighted 4, "
-    "-M prepared. Failed transactions have no latency. Raw (no coordinated-omission "
-    "correction)."
+# Runs recorded before the query types (the fixtures) ran pgbench's built-in scripts.
+LEGACY_WORKLOAD = (
+    "builtin tpcb-like (3 UPDATEs, a SELECT, an INSERT in one transaction) weighted 1, "
+    "select-only (one point SELECT) weighted 4; -M prepared"
 )
 NO_TRANSACTION = "no transaction completed, so there is no latency to report"
 _CONN_FAILED = re.compile(r"connection to server .*? failed: (?P<why>.+)")
@@ -54,6 +52,17 @@ _SUMMARY = {
     "failed": re.compile(r"number of failed transactions: (\d+)"),
     "scale": re.compile(r"scaling factor: (\d+)"),
 }
+
+
+def latency_measures(workload: str | None) -> str:
+    """What pgbench's latency clock measures, with the run's workload (query type, -M)."""
+    return (
+        "pgbench: the time of each whole transaction, from sending its first statement to "
+        "the end of its last (every statement of the script, BEGIN..END included), on a "
+        "connection opened before the run (connection time excluded), per client; written by "
+        f"pgbench in µs to its per-transaction log. Workload: {workload or LEGACY_WORKLOAD}. "
+        "Failed transactions have no latency. Raw (no coordinated-omission correction)."
+    )
 
 
 class _Wire(BaseModel):
@@ -71,12 +80,15 @@ class StepRun(_Wire):
     stdout: str | None = None
     stderr: str | None = None
     logFiles: list[str] = []  # noqa: N815 - the runner's JSON key
+    facts: dict[str, Any] | None = None  # a DatabaseStep, judged by the runner
 
 
 class RunnerOutput(_Wire):
     format: str
     pgbenchVersion: str | None = None  # noqa: N815
     database: str
+    workload: str | None = None
+    scale: int | None = None
     startedAt: float  # noqa: N815
     endedAt: float | None = None  # noqa: N815
     interrupted: bool
@@ -155,19 +167,6 @@ def read_summary(path: Path | None) -> dict[str, int]:
     return {k: int(m.group(1)) for k, rx in _SUMMARY.items() if (m := rx.search(text))}
 
 
-def quick_error_rate(workdir: Path, record: dict[str, Any]) -> float | None:
-    """A step's failed share (percent) from pgbench's summary, for stop_when_error_rate."""
-    if record.get("stderr") is None:  # a pause: no pgbench ran
-        return None
-    facts = read_stderr(workdir / record["stderr"])
-    summary = read_summary(workdir / record["stdout"])
-    if facts.refused and not summary.get("processed"):
-        return 100.0
-    ok = summary.get("processed", 0)
-    failed = summary.get("failed", 0) + len(facts.aborted_clients) + len(facts.refused)
-    return rate_percent(failed, ok + failed)
-
-
 # ---- the result ----
 
 
@@ -188,6 +187,7 @@ class Totals:
     notes: list[str] = field(default_factory=list)
     steps: list[build.Step] = field(default_factory=list)
     histogram: Any = field(default_factory=hist.new_histogram)
+    tpcb: bool = True  # the workload runs TPC-B-like transactions (they queue on branches)
 
 
 def _file(folder: Path, name: str | None) -> Path | None:
@@ -202,31 +202,65 @@ def _step_duration(step: StepRun) -> float:
     return max(0.0, min(float(step.seconds), step.end - step.start))
 
 
-def add_step(folder: Path, step: StepRun, origin: float, stopped: bool, totals: Totals,
-             seconds: SecondsBuilder) -> None:  # fmt: skip
-    """Tally one step's logs, stderr and summary into ``totals``."""
-    name = f"step {step.index + 1} ({step.clients} clients)"
-    tolerate = stopped or step.interrupted or step.returncode not in (0, None)
+@dataclass
+class StepCount:
+    """One step's transactions by outcome, from its log, stderr and summary."""
+
+    tally: StepTally
+    errors: Counter[str]
+    facts: StderrFacts
+    summary: dict[str, int]
+
+    @property
+    def transactions(self) -> int:
+        return self.tally.ok + sum(self.tally.failures.values())
+
+    @property
+    def all_refused(self) -> bool:
+        """pgbench stops a run when any client cannot connect: then no client ran."""
+        return bool(self.facts.refused) and self.transactions == 0
+
+
+def count_step(
+    folder: Path, step: StepRun, tolerate: bool, seconds: SecondsBuilder | None = None
+) -> StepCount:
+    """Count one step (its per-second buckets into ``seconds`` when given)."""
+    seconds = seconds or SecondsBuilder(origin_us=round(step.start * 1_000_000))
     tally = (
         tally_step(folder, step.logFiles, step.clients, seconds, tolerate)
         if step.stderr
         else StepTally()
     )
-    facts = read_stderr(_file(folder, step.stderr))
-    summary = read_summary(_file(folder, step.stdout))
-    transactions = tally.ok + sum(tally.failures.values())
-    errors = Counter(tally.failures)
-    if facts.refused and transactions == 0:
-        kind, why = facts.refused[0]
-        errors[kind] += step.clients
-        totals.notes.append(
-            f"{name}: the database refused connections ({why}); pgbench stops a run when "
-            f"any client cannot connect, so none of the step's {step.clients} clients ran"
-        )
+    count = StepCount(
+        tally,
+        Counter(tally.failures),
+        read_stderr(_file(folder, step.stderr)),
+        read_summary(_file(folder, step.stdout)),
+    )
+    if count.all_refused:
+        count.errors[count.facts.refused[0][0]] += step.clients
     else:
-        errors.update(kind for kind, _ in facts.refused)
+        count.errors.update(kind for kind, _ in count.facts.refused)
+    if count.facts.aborted_clients:
+        count.errors["client_aborted"] += len(count.facts.aborted_clients)
+    return count
+
+
+def add_step(folder: Path, step: StepRun, origin: float, stopped: bool, totals: Totals,
+             seconds: SecondsBuilder) -> None:  # fmt: skip
+    """Tally one step's logs, stderr and summary into ``totals``."""
+    name = f"step {step.index + 1} ({step.clients} clients)"
+    tolerate = stopped or step.interrupted or step.returncode not in (0, None)
+    count = count_step(folder, step, tolerate, seconds)
+    tally, facts, summary, errors = count.tally, count.facts, count.summary, count.errors
+    transactions = count.transactions
+    if count.all_refused:
+        totals.notes.append(
+            f"{name}: the database refused connections ({facts.refused[0][1]}); pgbench stops "
+            f"a run when any client cannot connect, so none of the step's {step.clients} "
+            "clients ran"
+        )
     if facts.aborted_clients:
-        errors["client_aborted"] += len(facts.aborted_clients)
         totals.notes.append(
             f"{name}: {len(facts.aborted_clients)} client(s) aborted ({facts.first_error})"
         )
@@ -235,7 +269,7 @@ def add_step(folder: Path, step: StepRun, origin: float, stopped: bool, totals: 
             f"{name}: pgbench's summary counts {summary['processed']} transactions, "
             f"its log {tally.ok}"
         )
-    if summary.get("scale") is not None and summary["scale"] < step.clients:
+    if totals.tpcb and summary.get("scale") is not None and summary["scale"] < step.clients:
         totals.notes.append(
             f"{name}: scale factor {summary['scale']} < {step.clients} clients, so tpcb-like "
             "transactions queue on the few pgbench_branches rows (pgbench's docs advise "
@@ -295,7 +329,7 @@ def parse_output(
     stopped = output.interrupted or (run is not None and (run.interrupted or run.timed_out))
     origin = output.steps[0].start if output.steps else output.startedAt
     seconds = SecondsBuilder(origin_us=round(origin * 1_000_000))
-    totals = Totals()
+    totals = Totals(tpcb=output.workload is None or "tpcb-like" in output.workload)
     setup_status = add_setup(folder, output, totals)
     for step in output.steps:
         add_step(folder, step, origin, stopped, totals, seconds)
@@ -305,7 +339,7 @@ def parse_output(
         stop = output.stoppedEarly
         notes.append(
             f"stopped early after step {stop['afterStep'] + 1} of {output.plannedSteps}: "
-            f"{stop['errorRate']:.1f}% failed, over stop_when_error_rate {stop['limit']:g}%"
+            f"{stop['detail']}"
         )
     cut_short = None
     if not output.complete and not output.setupFailed:
@@ -319,12 +353,12 @@ def parse_output(
         tool_version=tool_version or output.pgbenchVersion,
         protocol="postgres",
         workload_model="closed",
-        latency_measures=LATENCY_MEASURES,
+        latency_measures=latency_measures(output.workload),
         target=scenario.base_url,
         concurrency=max((s.clients for s in output.steps), default=0),
         raw_output=path,
     )
-    return build.result(
+    result = build.result(
         identity,
         build.Counts(totals.total, totals.ok, completed=totals.transactions),
         build.Latency(totals.histogram, no_sample=NO_TRANSACTION),
@@ -344,3 +378,8 @@ def parse_output(
         steps=totals.steps,
         missing={"statusCodes": "PostgreSQL has no status codes; errors holds failures by kind"},
     )
+    facts = [DatabaseStep.model_validate(s.facts) for s in output.steps if s.facts]
+    if len(facts) < 2 and output.stoppedEarly is None:
+        return result
+    limit = find_limit(facts, StopRules.of(scenario), stopped_early=output.stoppedEarly is not None)
+    return result.model_copy(update={"database_limit": limit})

@@ -20,16 +20,26 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from orchestrator import tools
+from orchestrator.db_models import QueryType
 from orchestrator.errors import ConfigError
 
-QueryType = Literal["read", "write", "transaction", "mixed", "custom"]
 BuiltinScript = Literal["read", "write", "transaction"]
 BUILTIN_SCRIPTS: tuple[BuiltinScript, ...] = get_args(BuiltinScript)
 QUERY_TYPES: tuple[QueryType, ...] = get_args(QueryType)
 # Mostly reads, some single writes, a few multi-statement transactions.
 DEFAULT_MIX: dict[BuiltinScript, int] = {"read": 7, "write": 2, "transaction": 1}
+DEFAULT_QUERY_TYPE: QueryType = "mixed"
 # PgBouncer pool modes that hand a client a different server connection per transaction.
 SHARED_SERVER_MODES = frozenset({"transaction", "statement"})
+# What one transaction of each shipped script is.
+SCRIPT_WORDS: dict[str, str] = {
+    "read": "one point SELECT by primary key (pgbench's select-only)",
+    "write": "one autocommitted UPDATE of a random account",
+    "transaction": "a TPC-B-like transaction (BEGIN, 3 UPDATEs, a SELECT, an INSERT, END; "
+    "pgbench's tpcb-like)",
+}
+# A connection check that needs no table: the probe of a run of the user's own scripts only.
+CONNECT_SCRIPT = "connect.sql"
 
 
 def script_path(name: BuiltinScript) -> Path:
@@ -129,3 +139,30 @@ def query_mode(pool_mode: str | None, max_prepared_statements: int | None = None
     if pool_mode in SHARED_SERVER_MODES and not max_prepared_statements:
         return "extended"
     return "prepared"
+
+
+def describe_workload(
+    query_type: QueryType,
+    weights: Mapping[str, int] | None = None,
+    custom: Sequence[tuple[Path, int]] = (),
+    mode: str = "prepared",
+) -> str:
+    """What one measured transaction is, for the result's ``latencyMeasures``."""
+    chosen = script_weights(query_type, weights, custom)
+    if query_type in BUILTIN_SCRIPTS:
+        what = f"query type {query_type}: {SCRIPT_WORDS[query_type]}"
+    else:
+        shipped = {script_path(name): SCRIPT_WORDS[name] for name in BUILTIN_SCRIPTS}
+        parts = [
+            f"{path.name} weighted {weight}"
+            + (f" ({shipped[path]})" if path in shipped else " (the user's script)")
+            for path, weight in chosen
+        ]
+        what = f"query type {query_type}, each transaction one script drawn by weight: " + (
+            "; ".join(parts)
+        )
+    return f"{what}; -M {mode}"
+
+
+def connect_script() -> Path:
+    return tools.tool_configs_dir() / "pgbench" / CONNECT_SCRIPT

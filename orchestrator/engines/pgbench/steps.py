@@ -9,6 +9,13 @@ rather than ``run_tool``, which would put each in a new group out of that reach.
 Writes ``pgbench-output.json`` (what ran, when, with which files) after every step, so
 an interrupted run still leaves what it measured. The password only ever comes from the
 inherited ``PGPASSWORD``.
+
+The shipped query-type scripts draw from ``:scale`` accounts, which pgbench sets from
+``-s`` when it runs only ``-f`` scripts: the scale the probe found (or ``pgbench -i``
+created) is added to every step (``-s N`` before the database name, which is always last).
+A run with stop rules, or of several steps, judges each finished step
+(:mod:`.stepcheck`, :func:`orchestrator.db_limit.judge_step`) and, with stop rules, runs no
+further step after the first one that did not hold.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.db_limit import StopRules, judge_step
 from orchestrator.engines.pgbench import output as parser
+from orchestrator.engines.pgbench import stepcheck
 
 FORMAT = parser.RUNNER_FORMAT
 CHILD_GRACE = 5.0
@@ -73,7 +82,7 @@ def prepare_database(plan: dict[str, Any], workdir: Path, setup: dict[str, Any])
     if code == 0:
         return True
     probe_err = (workdir / "probe.err").read_text(encoding="utf-8", errors="replace")
-    if not parser.tables_missing(probe_err):
+    if plan["init"] is None or not parser.tables_missing(probe_err):
         say(f"pgbench: cannot use database {plan['database']}; no load was run")
         return False
     say(
@@ -91,6 +100,39 @@ def prepare_database(plan: dict[str, Any], workdir: Path, setup: dict[str, Any])
         initStderr="init.err",
     )
     return code == 0
+
+
+def found_scale(plan: dict[str, Any], workdir: Path, setup: dict[str, Any]) -> int | None:
+    """pgbench_branches' rows: created by ``pgbench -i`` now, or counted by the probe."""
+    if not plan.get("scaleFromProbe"):
+        return None
+    if setup.get("initialized"):
+        return int(setup["initScale"])
+    scale = parser.read_summary(workdir / "probe.out").get("scale")
+    if scale is None:
+        say("pgbench: the probe did not say the scale factor; the scripts draw from scale 1")
+    return scale
+
+
+def with_scale(argv: list[str] | None, scale: int | None) -> list[str] | None:
+    if argv is None or scale is None:
+        return argv
+    return [*argv[:-1], "-s", str(scale), argv[-1]]
+
+
+def judge(
+    plan: dict[str, Any], workdir: Path, record: dict[str, Any], rules: StopRules
+) -> dict[str, Any] | None:
+    """Record the finished step's facts; the reason to stop when it did not hold."""
+    journal = Path(plan["poolSamples"]) if plan.get("poolSamples") else None
+    facts = stepcheck.step_facts(workdir, record, journal)
+    if facts is None:
+        return None
+    judged = judge_step(facts, rules)
+    record["facts"] = judged.model_dump(mode="json", by_alias=True)
+    if not rules.active or judged.failed_by is None:
+        return None
+    return {"afterStep": record["index"], "reason": judged.failed_by, "detail": judged.detail}
 
 
 def run_step(
@@ -142,6 +184,8 @@ def run_plan(plan: dict[str, Any]) -> dict[str, Any]:
         "format": FORMAT,
         "pgbenchVersion": plan.get("pgbenchVersion"),
         "database": plan["database"],
+        "workload": plan.get("workload"),
+        "scale": None,
         "startedAt": time.time(),
         "endedAt": None,
         "interrupted": False,
@@ -153,19 +197,18 @@ def run_plan(plan: dict[str, Any]) -> dict[str, Any]:
         "steps": [],
     }
     write_output(output, output_path)
-    limit = plan.get("stopWhenErrorRate")
+    rules = StopRules.from_json(plan.get("stopRules"))
     try:
         if prepare_database(plan, workdir, output["setup"]):
-            for step in steps_planned:
+            output["scale"] = scale = found_scale(plan, workdir, output["setup"])
+            for planned in steps_planned:
+                step = {**planned, "argv": with_scale(planned["argv"], scale)}
                 record = run_step(step, workdir, len(steps_planned), output["steps"])
+                stop = judge(plan, workdir, record, rules) if plan.get("stepFacts") else None
                 write_output(output, output_path)
-                rate = parser.quick_error_rate(workdir, record)
-                if limit is not None and rate is not None and rate > limit:
-                    output["stoppedEarly"] = {
-                        "afterStep": step["index"],
-                        "errorRate": rate,
-                        "limit": limit,
-                    }
+                if stop is not None:
+                    output["stoppedEarly"] = stop
+                    say(f"stopping after step {step['index'] + 1}: {stop['detail']}")
                     break
             output["complete"] = True
         else:
