@@ -382,7 +382,11 @@ def test_interrupted_ws_run_keeps_what_was_measured(
     assert engine_run.run.elapsed < 25
     result = engine_run.result
     assert result.websocket is not None
-    assert result.websocket.connections_open == 5
+    # Artillery brings its users in over the first seconds: on a busy machine not all 5
+    # may be in by the Ctrl-C; every one that was is counted, open, with its messages.
+    ws = result.websocket
+    assert ws.connections_open is not None and 1 <= ws.connections_open <= 5
+    assert ws.connections_open == ws.connections_attempted
     assert result.total_requests and result.total_requests > 10
     assert result.response_time.p50 is not None
     assert "errors" in result.missing

@@ -344,12 +344,13 @@ def test_action_caches_the_tools_folder_under_the_lockfile_hash(tmp_path: Path) 
     assert "lock-hash=$lock_hash" in install
 
 
-def test_action_baseline_is_a_notice_until_orchestrate_can_compare(tmp_path: Path) -> None:
+def test_action_compares_with_the_baseline_and_keeps_its_verdict(tmp_path: Path) -> None:
     step = action_step("compare")
+    # A baseline that is no report directory: one line, and the step records exit code 2.
     code, outputs, log = run_step(step, tmp_path, BASELINE="old", NEW=str(tmp_path))
     assert code == 0, log
-    assert "::notice title=orchestrate::baseline not used" in log
-    assert "exit-code" not in outputs  # no comparison, no verdict of one
+    assert outputs["exit-code"] == "2", log
+    assert "old is not a report directory" in log
 
 
 @pytest.mark.parametrize(
