@@ -107,6 +107,7 @@ def run_scenario(
                 scenario.name,
                 scenario.shape.total_duration,
                 rss=lambda: _latest_rss(samplers.get("target")),
+                rate_unit={"ws": "msg/s", "postgres": "tx/s"}.get(scenario.protocol, "req/s"),
             )
             sink = cleanup.enter_context(progress).feed
         try:

@@ -38,6 +38,7 @@ class Progress:
         rss: Callable[[], int | None] = lambda: None,
         stream: TextIO | None = None,
         log_every: float = 10.0,
+        rate_unit: str = "req/s",
     ) -> None:
         self.label = label
         self.total = max(total_seconds, 0.001)
@@ -45,6 +46,9 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.log_every = log_every
+        # What the tool's "req/s" counts: messages for WebSocket, transactions for a database.
+        self.rate_unit = rate_unit
+        self.done = False
         self.started = time.monotonic()
         self.figures = ""
         self.last_line = ""
@@ -60,6 +64,7 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
+        self.done = True
         self._render(final=True)
 
     def feed(self, text: str) -> None:
@@ -74,8 +79,8 @@ class Progress:
                 self.failed_total += int(match.group("failed"))
                 p95 = match.group("p95")
                 self.figures = (
-                    f"{float(match.group('rps')):,.0f} req/s, {self.failed_total:,} failed"
-                    + (f", p95 {float(p95):.2f} ms" if p95 else "")
+                    f"{float(match.group('rps')):,.0f} {self.rate_unit}, "
+                    f"{self.failed_total:,} failed" + (f", p95 {float(p95):.2f} ms" if p95 else "")
                 )
 
     def status(self, width: int | None = None) -> str:
@@ -86,11 +91,11 @@ class Progress:
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
         rss = self.rss()
         # Past the plan the tool is draining or writing its output: never count past it.
-        clock = (
-            f"{elapsed:5.0f}/{self.total:.0f} s"
-            if elapsed <= self.total
-            else f"{self.total:5.0f}/{self.total:.0f} s, finishing"
-        )
+        if elapsed <= self.total and not self.done:
+            clock = f"{elapsed:5.0f}/{self.total:.0f} s"
+        else:
+            state = "done" if self.done else "finishing"
+            clock = f"{self.total:5.0f}/{self.total:.0f} s, {state}"
         parts = [f"{self.label} [{bar}] {clock}"]
         parts.append(self.figures or self.last_line)
         if rss is not None:
