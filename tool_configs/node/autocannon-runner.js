@@ -51,10 +51,10 @@ function addCount (map, key, n) {
   map[key] = (map[key] || 0) + n
 }
 
-// Everything one autocannon instance measured, bucketed by whole seconds of the run.
-class Recorder {
-  constructor (runStartMs) {
-    this.runStartMs = runStartMs
+// Counts and per-second histograms of a set of requests: all of an instance's, or one
+// endpoint's (each response is recorded in both).
+class Tally {
+  constructor () {
     this.seconds = new Map()
     this.responses = 0
     this.ok = 0
@@ -63,25 +63,10 @@ class Recorder {
     this.timeouts = 0
     this.statusCodes = {}
     this.errorKinds = {}
-    this.autocannon = null
-    this.failure = null
-    this.startedMs = Date.now()
-    this.endedMs = null
     this.last = null
   }
 
-  // What a step needs from one instance, as plain JSON (worker threads post it back).
-  result () {
-    return {
-      part: this.snapshot(),
-      failure: this.failure,
-      startedMs: this.startedMs,
-      endedMs: this.endedMs || Date.now()
-    }
-  }
-
-  bucket () {
-    const t = Math.max(0, Math.floor((Date.now() - this.runStartMs) / 1000))
+  bucket (t) {
     const last = this.last
     if (last && last.t === t) return last
     let b = this.seconds.get(t)
@@ -113,10 +98,10 @@ class Recorder {
     return b.histogram
   }
 
-  response (statusCode, responseTime) {
-    const b = this.bucket()
+  response (t, statusCode, micros) {
+    const b = this.bucket(t)
     b.requests++
-    this.histogramOf(b).recordValue(toMicros(responseTime))
+    this.histogramOf(b).recordValue(micros)
     this.responses++
     addCount(this.statusCodes, statusCode, 1)
     if (statusCode >= 200 && statusCode < 300) {
@@ -128,12 +113,11 @@ class Recorder {
     }
   }
 
-  reqError (err) {
-    const b = this.bucket()
+  reqError (t, kind) {
+    const b = this.bucket(t)
     b.requests++
     b.errors++
     this.errors++
-    const kind = errorKind(err)
     if (kind === 'timeout') this.timeouts++
     addCount(this.errorKinds, kind, 1)
   }
@@ -156,10 +140,96 @@ class Recorder {
       timeouts: this.timeouts,
       statusCodes: this.statusCodes,
       errorKinds: this.errorKinds,
-      seconds,
+      seconds
+    }
+  }
+}
+
+// Everything one autocannon instance measured, bucketed by whole seconds of the run, in
+// total and per endpoint (the plan's `endpoint` index of each request).
+class Recorder {
+  constructor (runStartMs, endpoints) {
+    this.runStartMs = runStartMs
+    this.total = new Tally()
+    this.endpoints = Array.from({ length: Math.max(endpoints || 0, 1) }, () => new Tally())
+    // Endpoint of the response or failure autocannon reports next (see runInstance).
+    this.answered = 0
+    this.failing = 0
+    this.autocannon = null
+    this.failure = null
+    this.startedMs = Date.now()
+    this.endedMs = null
+  }
+
+  // What a step needs from one instance, as plain JSON (worker threads post it back).
+  result () {
+    return {
+      part: this.snapshot(),
+      failure: this.failure,
+      startedMs: this.startedMs,
+      endedMs: this.endedMs || Date.now()
+    }
+  }
+
+  second () {
+    return Math.max(0, Math.floor((Date.now() - this.runStartMs) / 1000))
+  }
+
+  response (statusCode, responseTime) {
+    const t = this.second()
+    const micros = toMicros(responseTime)
+    this.total.response(t, statusCode, micros)
+    this.endpoints[this.answered].response(t, statusCode, micros)
+  }
+
+  reqError (err) {
+    const t = this.second()
+    const kind = errorKind(err)
+    this.total.reqError(t, kind)
+    this.endpoints[this.failing].reqError(t, kind)
+  }
+
+  snapshot () {
+    return {
+      ...this.total.snapshot(),
+      endpoints: this.endpoints.map((e) => e.snapshot()),
       autocannon: this.autocannon
     }
   }
+}
+
+// Tell the recorder which endpoint each response and failure belongs to. A response: the
+// request's own onResponse hook, which autocannon calls just before its 'response' event
+// for the very request answered (pipelined ones included). A failure: autocannon's
+// 'reqError' names no request, so the connection's own 'connError'/'timeout' events
+// (whose listeners added here run before autocannon's) say which requests were in flight;
+// exact with pipelining 1 (autocannon reports a failed pipelined batch as a whole).
+function attributed (spec, recorder) {
+  const opts = { requests: spec.requests }
+  if (!spec.requests.some((r) => r.endpoint !== spec.requests[0].endpoint)) {
+    recorder.answered = recorder.failing = spec.requests[0].endpoint || 0
+    return opts
+  }
+  opts.requests = spec.requests.map((r) => ({ ...r, onResponse: () => { recorder.answered = r.endpoint } }))
+  opts.setupClient = (client) => {
+    const queue = client.pipelinedRequests
+    const clear = queue.clear
+    let lost = []
+    // A timeout empties the queue before autocannon reports it: keep what was in flight.
+    queue.clear = function () {
+      lost = this.pendingRequests.map((p) => p.req.endpoint)
+      return clear.call(this)
+    }
+    client.on('timeout', () => {
+      if (lost.length) recorder.failing = lost.shift()
+    })
+    client.on('connError', () => {
+      const inFlight = queue.toArray()
+      const req = inFlight.length ? inFlight[inFlight.length - 1].req : client.requestIterator.currentRequest
+      if (req) recorder.failing = req.endpoint
+    })
+  }
+  return opts
 }
 
 // autocannon's own counters (raw result: skipAggregateResult), kept for cross-checks.
@@ -181,11 +251,11 @@ function autocannonCounters (result) {
 
 // One autocannon instance for one step; resolves with the recorder when it finished.
 function runInstance (spec, runStartMs, onInstance) {
-  const recorder = new Recorder(runStartMs)
+  const recorder = new Recorder(runStartMs, spec.endpoints)
   return new Promise((resolve) => {
     const opts = {
+      ...attributed(spec, recorder),
       url: spec.url,
-      requests: spec.requests,
       connections: spec.connections,
       pipelining: spec.pipelining,
       duration: spec.duration,
@@ -252,25 +322,8 @@ function log (line) {
 // A light progress line when no terminal shows autocannon's progress bar.
 function logLastSecond (recorder) {
   const t = Math.floor((Date.now() - state.runStartMs) / 1000) - 1
-  const b = recorder.seconds.get(t)
+  const b = recorder.total.seconds.get(t)
   if (b) log(`  ${t + 1}s: ${b.requests} req/s, ${b.errors} failed`)
-}
-
-function mergeInto (total, part) {
-  for (const key of ['responses', 'ok', 'non2xx', 'errors', 'timeouts']) total[key] += part[key]
-  for (const [k, v] of Object.entries(part.statusCodes)) addCount(total.statusCodes, k, v)
-  for (const [k, v] of Object.entries(part.errorKinds)) addCount(total.errorKinds, k, v)
-  for (const s of part.seconds) {
-    let b = total.secondsByT.get(s.t)
-    if (!b) {
-      b = { t: s.t, requests: 0, errors: 0, histograms: [] }
-      total.secondsByT.set(s.t, b)
-    }
-    b.requests += s.requests
-    b.errors += s.errors
-    b.histograms.push(s.histogram)
-  }
-  if (part.autocannon) total.autocannon.push(part.autocannon)
 }
 
 function sumCounters (list) {
@@ -284,35 +337,41 @@ function sumCounters (list) {
   return out
 }
 
-// The step record written to the output file, from the parts of its threads.
-function buildStep (index, spec, startMs, endMs, parts, failures) {
-  const total = {
-    responses: 0, ok: 0, non2xx: 0, errors: 0, timeouts: 0,
-    statusCodes: {}, errorKinds: {}, secondsByT: new Map(), autocannon: []
+// Counts, codes, error kinds and histograms (whole and per second) of tally snapshots
+// (one per thread), merged exactly.
+function summarise (snapshots) {
+  const total = { responses: 0, ok: 0, non2xx: 0, errors: 0, timeouts: 0, statusCodes: {}, errorKinds: {} }
+  const secondsByT = new Map()
+  for (const part of snapshots) {
+    for (const key of ['responses', 'ok', 'non2xx', 'errors', 'timeouts']) total[key] += part[key]
+    for (const [k, v] of Object.entries(part.statusCodes)) addCount(total.statusCodes, k, v)
+    for (const [k, v] of Object.entries(part.errorKinds)) addCount(total.errorKinds, k, v)
+    for (const s of part.seconds) {
+      let b = secondsByT.get(s.t)
+      if (!b) {
+        b = { t: s.t, requests: 0, errors: 0, histograms: [] }
+        secondsByT.set(s.t, b)
+      }
+      b.requests += s.requests
+      b.errors += s.errors
+      b.histograms.push(s.histogram)
+    }
   }
-  for (const part of parts) mergeInto(total, part)
   // One second at a time, so a long step never holds all its histograms decoded.
-  const stepHist = newHistogram()
-  const seconds = [...total.secondsByT.values()].sort((a, b) => a.t - b.t).map((b) => {
+  const whole = newHistogram()
+  const seconds = [...secondsByT.values()].sort((a, b) => a.t - b.t).map((b) => {
     let histogram = b.histograms[0]
     if (b.histograms.length > 1) {
       const merged = newHistogram()
       for (const h of b.histograms) merged.add(hdr.decodeFromCompressedBase64(h))
       histogram = hdr.encodeIntoCompressedBase64(merged)
-      stepHist.add(merged)
+      whole.add(merged)
     } else {
-      stepHist.add(hdr.decodeFromCompressedBase64(histogram))
+      whole.add(hdr.decodeFromCompressedBase64(histogram))
     }
     return { t: b.t, requests: b.requests, errors: b.errors, histogram }
   })
   return {
-    index,
-    connections: spec.connections,
-    overallRate: spec.overallRate || null,
-    plannedDuration: spec.duration,
-    start: (startMs - state.runStartMs) / 1000,
-    duration: (endMs - startMs) / 1000,
-    threads: parts.length,
     counts: {
       requests: total.responses + total.errors,
       responses: total.responses,
@@ -323,9 +382,28 @@ function buildStep (index, spec, startMs, endMs, parts, failures) {
     },
     statusCodes: total.statusCodes,
     errorKinds: total.errorKinds,
-    histogram: total.responses > 0 ? hdr.encodeIntoCompressedBase64(stepHist) : null,
-    seconds,
-    autocannon: sumCounters(total.autocannon),
+    histogram: total.responses > 0 ? hdr.encodeIntoCompressedBase64(whole) : null,
+    seconds
+  }
+}
+
+// The step record written to the output file, from the parts of its threads.
+function buildStep (index, spec, startMs, endMs, parts, failures) {
+  const endpoints = ((state.plan && state.plan.endpoints) || []).map((_, i) => ({
+    index: i,
+    ...summarise(parts.map((p) => p.endpoints[i]).filter(Boolean))
+  }))
+  return {
+    index,
+    connections: spec.connections,
+    overallRate: spec.overallRate || null,
+    plannedDuration: spec.duration,
+    start: (startMs - state.runStartMs) / 1000,
+    duration: (endMs - startMs) / 1000,
+    threads: parts.length,
+    ...summarise(parts),
+    endpoints,
+    autocannon: sumCounters(parts.map((p) => p.autocannon).filter(Boolean)),
     failures
   }
 }
@@ -345,6 +423,7 @@ function writeOutput (complete) {
     complete,
     plannedSteps: plan ? plan.steps.length : 0,
     stoppedEarly: state.stoppedEarly,
+    endpoints: plan ? plan.endpoints || [] : [],
     steps: state.steps
   }
   const target = plan.output
@@ -359,6 +438,7 @@ function stepSpec (plan, step, share, threads) {
   return {
     url: plan.url,
     requests: plan.requests,
+    endpoints: (plan.endpoints || []).length,
     connections: share,
     pipelining: plan.pipelining,
     duration: step.duration,
