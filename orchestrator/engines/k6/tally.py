@@ -1,0 +1,174 @@
+"""What a raw k6 stream adds up to (:class:`Tally`), in total and per request name.
+
+:mod:`.stream` feeds it. Each request is counted under its ``name`` tag: our script names
+every request after its endpoint (k6's default name is the URL). Latencies are kept per
+second and per name until the second is over, then counted once into the name's
+histogram; the run's histogram is the exact merge of those.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+
+from hdrh.histogram import HdrHistogram
+
+from orchestrator import histogram as hdr
+
+# Beyond this many request names (a script that leaves k6's default, the URL, on URLs with
+# ids in them) per-name numbers would cost a histogram each: they are dropped, said so.
+MAX_NAMES = 100
+TOO_MANY_NAMES = (
+    f"more than {MAX_NAMES} distinct request names (k6's name tag, by default the URL): "
+    "tag the requests with a name to get per-endpoint numbers"
+)
+
+# k6 error codes (lib/netext/httpext/error_codes.go), checked on real runs of k6 1.1.0:
+# refused port -> 1212, request timeout -> 1050, HTTP 500 -> 1500.
+ERROR_CODES = {
+    1000: "other",
+    1010: "connection_error",
+    1020: "invalid_url",
+    1050: "timeout",
+    1201: "broken_pipe",
+    1210: "connection_error",
+    1211: "timeout",
+    1212: "connection_refused",
+    1213: "connection_error",
+    1220: "connection_reset",
+}
+
+
+def error_kind(code: str | None, status: str) -> str:
+    """Our error kind for a failed k6 request (its error_code tag and status)."""
+    number = int(code) if code and code.isdigit() else 0
+    if number in ERROR_CODES:
+        return ERROR_CODES[number]
+    for low, high, kind in (
+        (1100, 1200, "dns"),
+        (1200, 1300, "connection_error"),
+        (1300, 1400, "tls"),
+        (1400, 1600, "non_2xx"),
+        (1600, 1700, "http2"),
+    ):
+        if low <= number < high:
+            return kind
+    return "non_2xx" if status not in ("", "0") else "other"
+
+
+@dataclass
+class NameTally:
+    """The requests of one name: counted like the totals, with their own histogram."""
+
+    method: str | None = None
+    total: int = 0
+    successful: int = 0
+    status_codes: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    latency: HdrHistogram = field(default_factory=hdr.new_histogram)
+    # per second (epoch): [requests, errors]; (p50, p95, p99) in ms
+    seconds: dict[int, list[int]] = field(default_factory=dict)
+    percentiles: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+
+
+@dataclass
+class Tally:
+    """Everything measured from one raw k6 stream."""
+
+    latency: HdrHistogram = field(default_factory=hdr.new_histogram)
+    session_length: HdrHistogram = field(default_factory=hdr.new_histogram)
+    total: int = 0
+    successful: int = 0
+    status_codes: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    error_messages: Counter[str] = field(default_factory=Counter)
+    counters: Counter[str] = field(default_factory=Counter)
+    connect_failures: int = 0
+    dropped: int = 0
+    dropped_seen: bool = False
+    vus_peak: int | None = None
+    vus_max_peak: int | None = None
+    # per second (epoch): [requests, errors]; concurrency; (p50, p95, p99) in ms
+    seconds: dict[int, list[int]] = field(default_factory=dict)
+    concurrency: dict[int, int] = field(default_factory=dict)
+    # per second: [connections opened, closed] by our WebSocket script
+    connections: dict[int, list[int]] = field(default_factory=dict)
+    percentiles: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    # HTTP requests by name tag; empty with ``names_dropped`` set past MAX_NAMES names.
+    names: dict[str, NameTally] = field(default_factory=dict)
+    names_dropped: str | None = None
+    # Latencies of samples under no name (WebSocket round trips, names dropped).
+    unnamed: HdrHistogram = field(default_factory=hdr.new_histogram)
+    late_samples: int = 0
+    first_stamp: str | None = None
+    last_stamp: str | None = None
+    target: str | None = None
+    lines: int = 0
+    truncated: str | None = None
+
+    @property
+    def is_ws(self) -> bool:
+        return any(self.counters[name] for name in ("ws_sessions", "ws_opened", "ws_msgs_sent"))
+
+    def name_tally(self, name: str, method: str | None) -> NameTally | None:
+        """The tally of requests named ``name`` (None once there are too many names)."""
+        found = self.names.get(name)
+        if found is None and self.names_dropped is None:
+            if len(self.names) >= MAX_NAMES:
+                self.drop_names()
+                return None
+            found = self.names[name] = NameTally(method=method)
+        return found
+
+    def drop_names(self) -> None:
+        for named in self.names.values():
+            if named.latency.get_total_count():
+                self.unnamed.add(named.latency)
+        self.names.clear()
+        self.names_dropped = TOO_MANY_NAMES
+
+    def histogram_of(self, name: str | None) -> HdrHistogram:
+        named = self.names.get(name) if name is not None else None
+        return self.unnamed if named is None else named.latency
+
+    def close_second(self, sec: int, values: dict[str | None, array[int]]) -> None:
+        """One second is over: count its latencies (µs) once into each name's histogram
+        and read that second's percentiles, per name and overall."""
+        overall: Counter[int] | None = None
+        for name, samples in values.items():
+            # Equal values are recorded once with their count: far fewer Python calls.
+            counts = Counter(samples)
+            histogram = self.histogram_of(name)
+            for value_us, n in counts.items():
+                histogram.record_value(value_us, n)
+            named = self.names.get(name) if name is not None else None
+            if named is not None:
+                named.percentiles[sec] = hdr.percentiles_of(counts, histogram)
+            if len(values) == 1:
+                overall = counts
+        if overall is None:
+            joined: array[int] = array("q")
+            for samples in values.values():
+                joined.extend(samples)
+            overall = Counter(joined)
+        self.percentiles[sec] = hdr.percentiles_of(overall, self.unnamed)
+
+    def merge_latency(self) -> None:
+        """The run's histogram: every name's merged, exactly."""
+        for histogram in (self.unnamed, *(n.latency for n in self.names.values())):
+            if histogram.get_total_count():
+                self.latency.add(histogram)
+
+
+def connection_levels(changes: dict[int, list[int]]) -> dict[int, int]:
+    """Connections open in each second, from the [opened, closed] counts per second: the
+    higher of the levels before and after that second's changes."""
+    levels: dict[int, int] = {}
+    level = 0
+    for sec in range(min(changes, default=0), max(changes, default=-1) + 1):
+        opened, closed = changes.get(sec, (0, 0))
+        after = level + opened - closed
+        levels[sec] = max(level, after)
+        level = after
+    return levels
