@@ -98,7 +98,8 @@ def run_scenario(
                 sampler.stop()
     result = _parse(adapter, scenario, invocation, run)
     result = _attach_usage(result, samplers.get("target"), generator, invocation, unsampled_reason)
-    error_sla = min((t.limit for t in thresholds if t.metric == "errorRate"), default=None)
+    run_wide = [t for t in thresholds if t.metric == "errorRate" and t.endpoint is None]
+    error_sla = min((t.limit for t in run_wide), default=None)
     result = attach_findings(result, scenario, error_sla)
     result = result.model_copy(update={"thresholds": evaluate(result, thresholds, scenario)})
     save_result(result, workdir / RESULT_FILE)
