@@ -193,9 +193,10 @@ ENDPOINT_COLUMNS = (
 
 def endpoint_rows(result: LoadTestResult) -> list[tuple[str, ...]]:
     """Per endpoint (as Gatling's per-request table), then the whole run as "all"; none
-    when the engine measured no per-endpoint numbers."""
+    when the engine measured no per-endpoint numbers or there is one endpoint only (its
+    numbers are the run's)."""
     rows: list[tuple[str, ...]] = []
-    for e in result.endpoints:
+    for e in result.endpoints if len(result.endpoints) > 1 else []:
         label = e.name
         if e.method and e.path and e.name != f"{e.method} {e.path}":
             label += f" ({e.method} {e.path})"
