@@ -206,6 +206,15 @@ class Scenario(Strict):
             return [name for name, message in names if message.expect_reply]
         return self.endpoint_names if self.protocol == "http" else []
 
+    def request_targets(self) -> dict[str, tuple[str | None, str | None]]:
+        """Each of :attr:`request_names` with its method and path (None for a message)."""
+        if self.protocol != "http":
+            return dict.fromkeys(self.request_names, (None, None))
+        return {
+            name: (e.method, self.request_path(e))
+            for name, e in zip(self.endpoint_names, self.endpoints, strict=True)
+        }
+
     def url_for(self, endpoint: Endpoint) -> str:
         return urljoin(self.base_url.rstrip("/") + "/", endpoint.path.lstrip("/"))
 

@@ -233,6 +233,25 @@ def test_websocket_endpoints_are_the_flow_messages(
         assert e.method is None and e.path is None and e.status_codes == {}
 
 
+@pytest.mark.load
+@pytest.mark.parametrize("tool", ["k6", "artillery"])
+def test_websocket_reply_timeouts_count_under_their_message(
+    tool: str, node_tools: Path, target_factory: Any, tmp_path: Path
+) -> None:
+    slow = target_factory("--latency-ms", "600")  # every reply 600 ms late
+    scenario = ws_scenario(slow.url).model_copy(
+        update={"timeout": 0.2, "shape": LoadShape.constant(2, 1.5)}
+    )
+    result = run_engine(tool, scenario, tmp_path).result
+    assert result.status is Status.TARGET_FAILED
+    # A session ends at its first failure: the first message's reply timed out each time.
+    ping, *others = result.endpoints
+    assert ping.name == "ping" and ping.total_requests > 0
+    assert ping.errors == {"timeout": ping.total_requests} and ping.histogram is None
+    assert all(e.total_requests == 0 for e in others)
+    assert result.total_requests == ping.total_requests
+
+
 # ---- names, the generated configs, the gates' parsing (no load) --------------------------
 
 

@@ -152,7 +152,7 @@ class Recorder {
     this.runStartMs = runStartMs
     this.total = new Tally()
     this.endpoints = Array.from({ length: Math.max(endpoints || 0, 1) }, () => new Tally())
-    // Endpoint of the response or failure autocannon reports next (see runInstance).
+    // Endpoint of the response or failure autocannon reports next (see attributed).
     this.answered = 0
     this.failing = 0
     this.autocannon = null

@@ -225,8 +225,7 @@ def build_result(
         latency = build.Latency(exact, resolution_us=resolution, no_sample=no_sample)
         first = min([*seconds, (agg.firstMetricAt or math.inf) / 1000], default=0.0)
         series = time_series(seconds, first)
-        known = known or {}
-        endpoints = endpoint_tallies(workers, first, list(known), known, resolution)
+        endpoints = endpoint_tallies(workers, first, known or {}, resolution)
         sessions = session_lengths(workers)
         concurrency: int | None = max((s.concurrency for s in seconds.values()), default=0)
     else:
@@ -324,7 +323,7 @@ def parse_output(
         peak=scenario.shape.peak,
         run=run,
         tool_version=tool_version,
-        known=known_endpoints(scenario),
+        known=scenario.request_targets(),
     )
     if not workers:
         result.missing["histogram"] = f"the processor wrote no data in {data_dir}; {SKETCH}"
@@ -334,16 +333,6 @@ def parse_output(
             "come from orchestrate's processor, error kinds are not known"
         )
     return result
-
-
-def known_endpoints(scenario: Scenario) -> dict[str, tuple[str | None, str | None]]:
-    """The scenario's endpoints (WebSocket: its messages) by name: method and path."""
-    if scenario.protocol == "ws":
-        return dict.fromkeys(scenario.request_names, (None, None))
-    return {
-        name: (e.method, scenario.request_path(e))
-        for name, e in zip(scenario.endpoint_names, scenario.endpoints, strict=True)
-    }
 
 
 def report_from_workers(workers: list[WorkerData]) -> Report:

@@ -9,7 +9,7 @@ here into exact HdrHistograms and per-second time series.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from hdrh.histogram import HdrHistogram
@@ -26,19 +26,15 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class Second(_Wire):
-    t: int
-    requests: int
-    errors: int
-    concurrency: int
-    values: list[tuple[int, int]]
-
-
 class EndpointSecond(_Wire):
     t: int
     requests: int
     errors: int
     values: list[tuple[int, int]]
+
+
+class Second(EndpointSecond):
+    concurrency: int
 
 
 class EndpointData(_Wire):
@@ -108,13 +104,12 @@ def time_series(seconds: Mapping[int, Second | EndpointSecond], start: float) ->
 def endpoint_tallies(
     workers: list[WorkerData],
     start: float,
-    names: Sequence[str],
-    paths: Mapping[str, tuple[str | None, str | None]],
+    known: Mapping[str, tuple[str | None, str | None]],
     resolution_us: float,
 ) -> list[build.EndpointTally]:
-    """Each endpoint's data merged over the workers (``names`` first, in their order);
-    ``paths``: each known name's method and path. A WebSocket reply has no status code:
-    it completed the request and succeeded. None from files of an older processor."""
+    """Each endpoint's data merged over the workers, the ``known`` ones (name -> method and
+    path) first. A WebSocket reply has no status code: it completed the request and
+    succeeded. None from files of an older processor (they have no endpoints)."""
     if all(worker.endpoints is None for worker in workers):
         return []
     parts: dict[str, list[EndpointData]] = defaultdict(list)
@@ -122,7 +117,7 @@ def endpoint_tallies(
         for endpoint in worker.endpoints or []:
             parts[endpoint.name].append(endpoint)
     # An endpoint of the scenario that got no request is there too, with its zeros.
-    order = list(names) + sorted(set(parts) - set(names))
+    order = list(known) + sorted(set(parts) - known.keys())
     tallies: list[build.EndpointTally] = []
     for name in order:
         histogram = hist.new_histogram()
@@ -131,7 +126,8 @@ def endpoint_tallies(
         errors: Counter[str] = Counter()
         for part in parts[name]:
             codes.update(part.codes)
-            errors.update({kind_of(code): n for code, n in part.errors.items()})
+            for code, n in part.errors.items():
+                errors[kind_of(code)] += n
             for second in part.seconds:
                 by_second[second.t].append(second)
                 hist.add_buckets(histogram, second.values)
@@ -144,7 +140,7 @@ def endpoint_tallies(
             )
             for t, items in by_second.items()
         }
-        method, path = paths.get(name, (None, None))
+        method, path = known.get(name, (None, None))
         tallies.append(
             build.EndpointTally(
                 name=name,

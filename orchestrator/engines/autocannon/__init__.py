@@ -141,8 +141,8 @@ def build_plan(scenario: Scenario, output_path: Path) -> dict[str, Any]:
         "requests": weighted_requests(scenario),
         # What the runner records each request under (by the request's "endpoint" index).
         "endpoints": [
-            {"name": name, "method": e.method, "path": scenario.request_path(e)}
-            for name, e in zip(scenario.endpoint_names, scenario.endpoints, strict=True)
+            {"name": name, "method": method, "path": path}
+            for name, (method, path) in scenario.request_targets().items()
         ],
         "pipelining": scenario.pipelining,
         "workers": scenario.workers,

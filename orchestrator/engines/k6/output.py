@@ -90,16 +90,9 @@ def _endpoints(
 ) -> list[build.EndpointTally]:
     """Each request name's tally (our scripts name each request after its endpoint, each
     WebSocket round trip after its flow message), in the scenario's order."""
-    known: dict[str, tuple[str | None, str | None]] = {}
-    if scenario is not None and scenario.protocol == "http":
-        known = {
-            name: (e.method, scenario.request_path(e))
-            for name, e in zip(scenario.endpoint_names, scenario.endpoints, strict=True)
-        }
-    elif scenario is not None:
-        known = dict.fromkeys(scenario.request_names, (None, None))
-    if tally.names_dropped or (is_ws and not tally.names):
+    if tally.names_dropped or (is_ws and not tally.names and scenario is None):
         return []  # missing says why
+    known = scenario.request_targets() if scenario is not None else {}
     # An endpoint of the scenario that got no request is there too, with its zeros.
     order = list(known) + sorted(set(tally.names) - known.keys())
     out: list[build.EndpointTally] = []
@@ -189,7 +182,7 @@ def result_from_tally(
     span = _span(tally)
     if tally.names_dropped:
         missing["endpoints"] = tally.names_dropped
-    elif not tally.names and is_ws:
+    elif not tally.names and is_ws and scenario is None:
         missing["endpoints"] = "the round trips are not tagged with their message's name"
     return build.result(
         identity,
