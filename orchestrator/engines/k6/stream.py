@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import histogram as hdr
-from orchestrator.engines.k6.tally import Tally, connection_levels, error_kind
+from orchestrator.engines.k6.tally import NameTally, Tally, connection_levels, error_kind
 from orchestrator.errors import ParseError
 
 __all__ = ["Tally", "connection_levels", "error_kind", "read_raw"]
@@ -99,13 +99,16 @@ class StreamReader:
         return sec
 
     @staticmethod
-    def count(seconds: dict[int, list[int]], sec: int, failed: bool, n: int = 1) -> None:
-        bucket = seconds.get(sec)
+    def count(named: NameTally, sec: int, failed: bool, n: int = 1) -> None:
+        named.total += n
+        bucket = named.seconds.get(sec)
         if bucket is None:
-            bucket = seconds[sec] = [0, 0]
+            bucket = named.seconds[sec] = [0, 0]
         bucket[0] += n
         if failed:
             bucket[1] += n
+        else:
+            named.successful += n
 
     def record(self, sec: int, value_ms: float, name: str | None) -> None:
         value_us = min(max(round(value_ms * 1000.0), hdr.LOWEST_US), hdr.HIGHEST_US)
@@ -132,7 +135,7 @@ class StreamReader:
     def finish(self) -> Tally:
         self._close_before(None)
         tally = self.tally
-        tally.merge_latency()
+        tally.finish()
         if tally.counters["ws_closed"]:
             # Our WebSocket script keeps a VU per connection slot, idle while the shape
             # does not want it: open connections, not VUs, are its concurrency.
@@ -159,61 +162,35 @@ class StreamReader:
         expected = tags.get("expected_response")
         ok = expected == "true" if expected is not None else status[:1] in ("2", "3")
         name = tags.get("name")
-        named = None if name is None else tally.name_tally(name, tags.get("method"))
-        tally.total += 1
+        named = tally.names.get(name) if name is not None else None
+        if named is None:
+            named = tally.name_tally(name, tags.get("method"))
         if status and status != "0":  # "0": no response (refused, timed out, ...)
-            tally.status_codes[status] += 1
+            named.status_codes[status] += 1
             self.record(sec, value, name)
-        if ok:
-            tally.successful += 1
-        else:
-            kind = error_kind(tags.get("error_code"), status)
-            tally.errors[kind] += 1
+        if not ok:
+            named.errors[error_kind(tags.get("error_code"), status)] += 1
             if "error" in tags:
                 tally.error_messages[tags["error"]] += 1
-        self.count(tally.seconds, sec, not ok)
-        if named is not None:
-            named.total += 1
-            if status and status != "0":
-                named.status_codes[status] += 1
-            if ok:
-                named.successful += 1
-            else:
-                named.errors[kind] += 1
-            self.count(named.seconds, sec, not ok)
+        self.count(named, sec, not ok)
         if tally.target is None:
             tally.target = tags.get("url") or _url_like(name)
 
     def _add_reply(self, sec: int, value: float, tags: dict[str, str]) -> None:
         # A WebSocket round trip (our script's ws_rtt), named after its flow message.
-        tally = self.tally
         name = tags.get("name")
-        named = None if name is None else tally.name_tally(name, None)
-        tally.total += 1
-        tally.successful += 1
         self.record(sec, value, name)
-        self.count(tally.seconds, sec, False)
-        if named is not None:
-            named.total += 1
-            named.successful += 1
-            self.count(named.seconds, sec, False)
+        self.count(self.tally.name_tally(name, None), sec, False)
 
     def _add_failure(self, sec: int, n: int, tags: dict[str, str]) -> None:
-        tally = self.tally
-        kind = tags.get("kind", "other")
-        tally.total += n
-        tally.errors[kind] += n
-        if tags.get("phase") == "connect":
-            tally.connect_failures += n
-        self.count(tally.seconds, sec, True, n)
         # A message whose reply never came counts under the message; a failed connect
         # belongs to no message.
-        name = tags.get("name")
-        named = None if name is None else tally.name_tally(name, None)
-        if named is not None:
-            named.total += n
-            named.errors[kind] += n
-            self.count(named.seconds, sec, True, n)
+        kind = tags.get("kind", "other")
+        named = self.tally.name_tally(tags.get("name"), None)
+        named.errors[kind] += n
+        if tags.get("phase") == "connect":
+            self.tally.connect_failures += n
+        self.count(named, sec, True, n)
 
     def _add_other(
         self, kind: int, name: str, sec: int, value: float, tags: dict[str, str]
