@@ -131,7 +131,8 @@ def run_scenario(
     )
     if monitor is not None:
         result = _attach_pool(result, monitor)
-    error_sla = min((t.limit for t in thresholds if t.metric == "errorRate"), default=None)
+    run_wide = [t for t in thresholds if t.metric == "errorRate" and t.endpoint is None]
+    error_sla = min((t.limit for t in run_wide), default=None)
     result = attach_findings(result, scenario, error_sla)
     result = result.model_copy(update={"thresholds": evaluate(result, thresholds, scenario)})
     path = workdir / RESULT_FILE

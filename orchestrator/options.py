@@ -31,6 +31,7 @@ from orchestrator.scenarios import (
     WsMessage,
 )
 from orchestrator.sla import ThresholdSpec, parse_threshold
+from orchestrator.sla_endpoints import check_endpoint_names
 from orchestrator.targets import TargetSpec
 
 DEFAULT_URL = "http://127.0.0.1:8000/health"
@@ -227,6 +228,7 @@ class RunOptions(BaseModel):
         No scenario of a single run is optional: a missing tool stops it before it starts.
         """
         scenario = self.scenario()
+        check_endpoint_names(self.thresholds, scenario, "--threshold")
         return PlannedScenario(
             scenario=scenario,
             tool=self.tool or default_engine(scenario.protocol),

@@ -25,6 +25,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.models import Transport
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, SqlFile, Stage
 from orchestrator.sla import ThresholdSpec
+from orchestrator.sla_endpoints import check_endpoint_names
 
 # Scenario fields a config scenario passes to the Scenario as they are.
 PASSED_THROUGH = (
@@ -182,6 +183,8 @@ def plan_scenario(
         scenario = Scenario.model_validate(fields)
     except ValidationError as exc:
         raise ConfigError(f"scenarios.{name}: {format_validation(exc)}") from None
+    thresholds = list(spec.thresholds or [])
+    check_endpoint_names(thresholds, scenario, f"scenarios.{name}.thresholds")
     if scenario.shards > 1:
         from orchestrator.sharding import check_shardable
 
@@ -200,7 +203,7 @@ def plan_scenario(
     return PlannedScenario(
         scenario=scenario,
         tool=tool,
-        thresholds=list(spec.thresholds or []),
+        thresholds=thresholds,
         description=spec.description or "",
         requires=tool if get_engine(tool).EXTERNAL else None,
     )

@@ -7,6 +7,7 @@ A scenario says the protocol, the endpoints or WebSocket flow, and the load shap
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Annotated, Literal
@@ -43,6 +44,16 @@ class Endpoint(Strict):
     @property
     def label(self) -> str:
         return self.name or f"{self.method} {self.path}"
+
+
+def unique_names(labels: list[str]) -> list[str]:
+    """The labels, the second and later of equal ones numbered (``GET /x #2``)."""
+    seen: dict[str, int] = {}
+    names: list[str] = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        names.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return names
 
 
 class Stage(Strict):
@@ -135,6 +146,20 @@ class WsFlow(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     messages: list[WsMessage] = Field(min_length=1)
     loops: int = Field(default=1, ge=1, description="Times each user repeats the messages.")
+
+    @property
+    def message_names(self) -> list[str]:
+        """What results call each message (its round trips are that "endpoint"): the
+        JSON payload's ``type``, else ``message N``; numbered when two share one."""
+        labels = []
+        for number, message in enumerate(self.messages, start=1):
+            try:
+                payload = json.loads(message.payload)
+            except ValueError:
+                payload = None
+            kind = payload.get("type") if isinstance(payload, dict) else None
+            labels.append(kind if isinstance(kind, str) and kind else f"message {number}")
+        return unique_names(labels)
 
 
 class SqlFile(Strict):
@@ -230,8 +255,36 @@ class Scenario(Strict):
             raise ValueError(f"{', '.join(given)}: for postgres scenarios only")
         return self
 
+    @property
+    def endpoint_names(self) -> list[str]:
+        """What results call each endpoint: its label, numbered when two share one."""
+        return unique_names([endpoint.label for endpoint in self.endpoints])
+
+    @property
+    def request_names(self) -> list[str]:
+        """What a result breaks the run down by (its ``endpoints``): the endpoints' names,
+        or for a WebSocket flow those of its messages that expect a reply."""
+        if self.protocol == "ws" and self.ws is not None:
+            names = zip(self.ws.message_names, self.ws.messages, strict=True)
+            return [name for name, message in names if message.expect_reply]
+        return self.endpoint_names if self.protocol == "http" else []
+
+    def request_targets(self) -> dict[str, tuple[str | None, str | None]]:
+        """Each of :attr:`request_names` with its method and path (None for a message)."""
+        if self.protocol != "http":
+            return dict.fromkeys(self.request_names, (None, None))
+        return {
+            name: (e.method, self.request_path(e))
+            for name, e in zip(self.endpoint_names, self.endpoints, strict=True)
+        }
+
     def url_for(self, endpoint: Endpoint) -> str:
         return urljoin(self.base_url.rstrip("/") + "/", endpoint.path.lstrip("/"))
+
+    def request_path(self, endpoint: Endpoint) -> str:
+        """The path (and query) the endpoint's requests ask for on their origin."""
+        parts = urlsplit(self.url_for(endpoint))
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
     @property
     def ws_url(self) -> str:

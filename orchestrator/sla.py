@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from orchestrator import sla_endpoints
 from orchestrator.errors import ConfigError, ExitCode
 from orchestrator.models import LoadTestResult, Status, Threshold
 from orchestrator.scenarios import Scenario
@@ -103,6 +104,7 @@ def format_metric(metric: str, value: float | None) -> str:
     """A value of ``metric`` with its unit, as reports show it ("n/a" when unmeasured)."""
     if value is None:
         return "n/a"
+    metric = metric.split("[", 1)[0]  # p95[login]: a p95
     known = METRICS.get(metric) or METRICS.get(_ALIASES.get(metric, ""))
     return _SHOW[known.unit](value) if known else f"{value:,.4g}"
 
@@ -113,7 +115,8 @@ _ALIASES = {
 }
 
 _TEXT = re.compile(
-    r"^\s*(?P<metric>[A-Za-z][A-Za-z0-9_.]*)\s*(?P<op><=|>=|==|!=|<|>)\s*"
+    r"^\s*(?P<metric>[A-Za-z][A-Za-z0-9_.]*)\s*(?:\[(?P<endpoint>[^\]]*)\])?\s*"
+    r"(?P<op><=|>=|==|!=|<|>)\s*"
     r"(?P<number>true|false|[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?P<unit>\S*)\s*$"
 )
 
@@ -160,6 +163,7 @@ class ThresholdSpec(BaseModel):
     op: Op
     limit: float
     label: str | None = None
+    endpoint: str | None = None  # p95[login]: the gate is about that endpoint's p95
 
     @model_validator(mode="before")
     @classmethod
@@ -174,9 +178,15 @@ class ThresholdSpec(BaseModel):
                 )
             metric = _canonical_metric(match["metric"])
             limit = _to_limit(metric, _number(metric, match["number"]), match["unit"])
-            return {"metric": metric, "op": match["op"], "limit": limit, "label": data.strip()}
+            endpoint = None if match["endpoint"] is None else match["endpoint"].strip()
+            sla_endpoints.check_selector(metric, endpoint)
+            return {"metric": metric, "op": match["op"], "limit": limit, "label": data.strip(),
+                    "endpoint": endpoint}  # fmt: skip
         if isinstance(data, dict) and isinstance(data.get("metric"), str):
-            data = {**data, "metric": _canonical_metric(data["metric"])}
+            name, endpoint = sla_endpoints.split_selector(data["metric"])
+            endpoint = data.get("endpoint") if endpoint is None else endpoint
+            data = {**data, "metric": _canonical_metric(name), "endpoint": endpoint}
+            sla_endpoints.check_selector(data["metric"], endpoint)
             limit = data.get("limit")
             if isinstance(limit, str):
                 match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(\S*)\s*", limit)
@@ -190,13 +200,18 @@ class ThresholdSpec(BaseModel):
         return METRICS[self.metric].scope
 
     @property
+    def name(self) -> str:
+        """The metric with its endpoint selector, as results name the check: p95[login]."""
+        return self.metric if self.endpoint is None else f"{self.metric}[{self.endpoint}]"
+
+    @property
     def text(self) -> str:
-        return self.label or f"{self.metric} {self.op} {self.limit:g}"
+        return self.label or f"{self.name} {self.op} {self.limit:g}"
 
     def judge(self, measured: float | None, detail: str | None = None) -> Threshold:
         passed = None if measured is None else _COMPARE[self.op](measured, self.limit)
         return Threshold(
-            metric=self.metric,
+            metric=self.name,
             op=self.op,
             limit=self.limit,
             measured=measured,
@@ -244,24 +259,13 @@ def _measure(
     result: LoadTestResult, data: dict[str, Any], spec: ThresholdSpec, scenario: Scenario | None
 ) -> tuple[float | None, str | None]:
     metric = METRICS[spec.metric]
+    if spec.endpoint is not None or spec.metric == sla_endpoints.PER_ENDPOINT:
+        return sla_endpoints.measure(result, spec, metric.path, scenario, lookup)
     value = lookup(data, metric.path)
     if value is None:
         why = result.missing.get(metric.path) or result.missing.get(metric.path.split(".")[0])
         return None, why or f"{metric.path} was not measured"
-    if spec.metric != "throughputPerEndpoint":
-        return float(value), None
-    if scenario is None or not scenario.endpoints:
-        return None, "per-endpoint throughput needs the scenario's endpoints"
-    if len(scenario.endpoints) == 1:
-        return float(value), None
-    # The tools report one total, so each endpoint's rate is its share of the requests
-    # the scenario sends (by weight); the smallest share is the one the gate is about.
-    weights = [e.weight for e in scenario.endpoints]
-    share = min(weights) / sum(weights)
-    return float(value) * share, (
-        f"estimated: total throughput x smallest endpoint share {share:.3g} "
-        "(the tool reports no per-endpoint counts)"
-    )
+    return float(value), None
 
 
 def evaluate(

@@ -16,7 +16,8 @@ reasons for what its source cannot give. Only this module derives from them:
 * the latency summary, read from the histogram of every sample (``source="histogram"``)
   or, when the tool keeps none, the tool's summary as given (``tool_summary`` or
   ``approximate``); no sample means ``responseTime`` is missing, never 0;
-* the step summaries (the same rules per step) and ``websocket.messageRate``;
+* the step summaries and the per-endpoint numbers (``endpoints``: the same rules per step
+  and per endpoint, over the run's duration) and ``websocket.messageRate``;
 * the status, through :func:`parsers.common.judge` plus what the tool's own output says
   (interrupted, cut short, a verdict made before any load);
 * ``missing``: every field left null, with its reason.
@@ -33,6 +34,7 @@ from hdrh.histogram import HdrHistogram
 
 from orchestrator import histogram as hist
 from orchestrator.models import (
+    EndpointStats,
     LoadTestResult,
     ResponseTime,
     Status,
@@ -54,6 +56,7 @@ NO_DURATION = "the tool's output gives no run duration"
 NOTHING_MADE = "no request was made"
 TIME_LIMIT = "stopped at the time limit; the result holds what was measured"
 RUNNER_INTERRUPTED = "the runner was interrupted; the result holds what was measured"
+NO_ENDPOINTS = "the tool's output for this run records no per-endpoint numbers"
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,25 @@ class Step:
 
 
 @dataclass(frozen=True)
+class EndpointTally:
+    """One endpoint's (or flow step's) requests as counted; becomes an :class:`EndpointStats`.
+
+    Counted like the run's totals (see :class:`Counts`), its latencies in a histogram of
+    every sample (µs); per-second buckets, status codes and error kinds are passed through.
+    """
+
+    name: str
+    counts: Counts
+    histogram: HdrHistogram
+    resolution_us: float = 1.0
+    method: str | None = None
+    path: str | None = None
+    status_codes: Mapping[str, int] = field(default_factory=dict)
+    errors: Mapping[str, int] = field(default_factory=dict)
+    time_series: Sequence[TimeBucket] = ()
+
+
+@dataclass(frozen=True)
 class Details:
     """Breakdowns passed through as given (the builder derives nothing from them)."""
 
@@ -154,11 +176,13 @@ def result(
     details: Details | None = None,
     steps: Sequence[Step] = (),
     missing: Mapping[str, str] | None = None,
+    endpoints: Sequence[EndpointTally] = (),
 ) -> LoadTestResult:
     """The result of one run; ``counts=None`` when the tool's output was unreadable.
 
     ``missing`` holds the engine's reasons for what its source cannot give; the reasons
-    derived here are added only where the engine gave none.
+    derived here are added only where the engine gave none. ``endpoints``: each request
+    counted under its endpoint, where the engine records that.
     """
     details = details or Details()
     why = dict(missing or {})
@@ -180,6 +204,8 @@ def result(
             why.setdefault("errorRate", NOTHING_MADE)
         throughput = _throughput(counts.completed, duration, why)
         status, detail = _status(counts, details.errors, outcome)
+    if not endpoints:
+        why.setdefault("endpoints", NO_ENDPOINTS)
     return LoadTestResult(
         scenario=identity.scenario,
         tool=identity.tool,
@@ -199,6 +225,7 @@ def result(
         status_codes=dict(details.status_codes),
         errors={k: v for k, v in details.errors.items() if v},
         time_series=list(details.time_series),
+        endpoints=[_endpoint(endpoint, duration) for endpoint in endpoints],
         steps=[_step(step) for step in steps],
         histogram=encoded,
         websocket=_websocket(details.websocket, duration),
@@ -234,7 +261,9 @@ def unreadable(
         Latency(no_sample=unknown),
         Timing(run.started, run.ended, run.elapsed),
         Outcome(run=run, notes=[reason]),
-        missing=dict.fromkeys(("totalRequests", "errorRate", "throughput", "histogram"), unknown),
+        missing=dict.fromkeys(
+            ("totalRequests", "errorRate", "throughput", "histogram", "endpoints"), unknown
+        ),
     )
 
 
@@ -307,6 +336,29 @@ def _step(step: Step) -> StepSummary:
         throughput=None if completed is None else per_second(completed, step.duration),
         response_time=hist.summarize(step.histogram, resolution_us=step.resolution_us),
         histogram=hist.encode(step.histogram) if step.histogram.get_total_count() else None,
+    )
+
+
+def _endpoint(endpoint: EndpointTally, duration: float | None) -> EndpointStats:
+    """The same derivations as the run's totals; reasons stay with the totals' ``missing``."""
+    ignored: dict[str, str] = {}
+    counts = endpoint.counts
+    response_time, encoded = _latency(Latency(endpoint.histogram, endpoint.resolution_us), ignored)
+    failed = counts.total - counts.successful
+    return EndpointStats(
+        name=endpoint.name,
+        method=endpoint.method,
+        path=endpoint.path,
+        total_requests=counts.total,
+        successful_requests=counts.successful,
+        failed_requests=failed,
+        error_rate=rate_percent(failed, counts.total),
+        throughput=_throughput(counts.completed, duration, ignored),
+        response_time=response_time,
+        histogram=encoded,
+        status_codes=dict(endpoint.status_codes),
+        errors={k: v for k, v in endpoint.errors.items() if v},
+        time_series=list(endpoint.time_series),
     )
 
 

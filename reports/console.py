@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.models import LoadTestResult, Threshold
+from reports.endpoint_table import ENDPOINT_COLUMNS, endpoint_rows
 from reports.summary import (
     check_verdict,
     fmt_threshold,
@@ -85,7 +86,16 @@ def print_result(result: LoadTestResult) -> None:
     table.columns[0].style = "bold"
     for label, value in summary_rows(result):
         table.add_row(label, value)
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    rows = endpoint_rows(result)
+    if rows:
+        per_endpoint = _table(f"{result.scenario}: per endpoint", ENDPOINT_COLUMNS)
+        for column in per_endpoint.columns[1:]:
+            column.justify = "right"
+        for row in rows:
+            per_endpoint.add_row(*row)
+        console.print(per_endpoint)
 
 
 def print_verdicts(

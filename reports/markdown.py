@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.models import LoadTestResult, Threshold
 from orchestrator.sla import suite_exit_code
+from reports.endpoint_table import endpoint_markdown
 from reports.findings import capacity_markdown, comparison_markdown
 from reports.run_info import RunInfo, run_rows
 from reports.summary import fmt_threshold, overall, summary_rows, verdict_rows
@@ -62,6 +63,7 @@ def render_markdown(
     for result in results:
         lines += [f"## {result.scenario}", "", "| | |", "|---|---|"]
         lines += [f"| {label} | {_cell(value)} |" for label, value in summary_rows(result, base)]
+        lines += endpoint_markdown(result)
         if result.missing:
             lines += ["", "Not measured:", ""]
             lines += [f"- `{key}`: {why}" for key, why in sorted(result.missing.items())]

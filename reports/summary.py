@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import ExitCode
-from orchestrator.models import LoadTestResult, PoolMetrics, ResourceUsage, Threshold, Transport
+from orchestrator.models import (
+    LoadTestResult,
+    PoolMetrics,
+    ResourceUsage,
+    Threshold,
+    Transport,
+)
 from orchestrator.sla import format_metric
 
 MB = 1_000_000

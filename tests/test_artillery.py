@@ -116,6 +116,8 @@ def test_think_times_and_ws_flow_have_units() -> None:
     assert [m["think"] for m in ws["messages"]] == ["250ms", "500ms", "0ms"]
     assert [m["thinkMs"] for m in ws["messages"]] == [250, 500, 0]
     assert [m["expectReply"] for m in ws["messages"]] == [True, True, False]
+    # Each message's round trips are recorded under its name (the payload's type).
+    assert [m["name"] for m in ws["messages"]] == ["ping", "student_message", "session_update"]
     assert "think: 0.5" not in text
 
 
@@ -137,7 +139,8 @@ def test_http_script_weights_and_closed_loop() -> None:
     assert scenarios[1]["flow"] == [
         {
             "loop": [
-                {"post": {"url": "http://127.0.0.1:9/api/x", "body": "{}"}},
+                # The request's name: the processor records it under its endpoint.
+                {"post": {"url": "http://127.0.0.1:9/api/x", "name": "POST /api/x", "body": "{}"}},
                 {"think": "500ms"},
             ],
             "whileTrue": "orchestrateKeepGoing",

@@ -59,16 +59,26 @@ def test_plan_for_ramp_then_hold_is_golden(node_tools: Path, tmp_path: Path) -> 
     )
     invocation = autocannon.prepare(scenario, tmp_path)
     output = str((tmp_path / "autocannon-output.json").resolve())
-    health = {"method": "GET", "path": "/base/health"}
+    # Each request names its endpoint (index into "endpoints"): the runner records it there.
+    health = {"method": "GET", "path": "/base/health", "endpoint": 0}
     login = {
         "method": "POST",
         "path": "/base/api/auth/login?x=1",
+        "endpoint": 1,
         "headers": {"Authorization": SECRET, "Content-Type": "application/json"},
         "body": '{"email": "a@b.c"}',
     }
     expected = {
         "url": "http://127.0.0.1:8123",
         "requests": [health, health, login, health],
+        "endpoints": [
+            {"name": "GET /health", "method": "GET", "path": "/base/health"},
+            {
+                "name": "POST api/auth/login?x=1",
+                "method": "POST",
+                "path": "/base/api/auth/login?x=1",
+            },
+        ],
         "pipelining": 2,
         "workers": 0,
         "overallRate": 50,

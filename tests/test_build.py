@@ -150,6 +150,34 @@ def test_steps_and_websocket_rates_use_the_same_rules() -> None:
     assert result.websocket is not None and result.websocket.message_rate == 15.0
 
 
+def test_endpoints_use_the_same_rules_as_the_totals() -> None:
+    login = build.EndpointTally(
+        name="login",
+        method="POST",
+        path="/api/auth/login",
+        counts=build.Counts(6, 4, 5),  # 6 made, 4 as expected, 5 got a response
+        histogram=histogram_of(1.0, 2.0, 3.0, 4.0, 80.0),
+        status_codes={"200": 4, "500": 1},
+        errors={"non_2xx": 1, "timeout": 1, "unused": 0},
+    )
+    dead = build.EndpointTally("dead", build.Counts(4, 0, 0), hist.new_histogram())
+    result = make(endpoints=[login, dead])  # over the run's 2 s
+    first, second = result.endpoints
+    assert (first.name, first.method, first.path) == ("login", "POST", "/api/auth/login")
+    assert (first.total_requests, first.successful_requests, first.failed_requests) == (6, 4, 2)
+    assert first.error_rate == pytest.approx(100 * 2 / 6)
+    assert first.throughput == 2.5  # 5 completed / 2 s
+    assert first.response_time == hist.summarize(histogram_of(1.0, 2.0, 3.0, 4.0, 80.0))
+    assert first.histogram is not None
+    assert hist.decode(first.histogram).get_total_count() == 5
+    assert first.errors == {"non_2xx": 1, "timeout": 1}
+    # Nothing answered: no latency (never 0), no histogram; a measured throughput of 0.
+    assert second.response_time.p50 is None and second.histogram is None
+    assert (second.error_rate, second.throughput) == (100.0, 0.0)
+    assert "endpoints" not in result.missing
+    assert make().missing["endpoints"] == build.NO_ENDPOINTS
+
+
 @pytest.mark.parametrize(
     ("outcome", "status", "detail"),
     [

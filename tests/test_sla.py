@@ -156,20 +156,23 @@ def test_saturated_generator_is_noted_on_latency() -> None:
     assert errors.detail is None
 
 
-def test_throughput_per_endpoint_uses_the_smallest_share() -> None:
+def test_throughput_per_endpoint_is_measured_never_estimated() -> None:
     spec = parse_threshold("throughputPerEndpoint > 10/s")
     shape = LoadShape.constant(50, 10)
     one = Scenario(name="one", base_url="http://x", endpoints=[Endpoint(path="/")], shape=shape)
+    # One endpoint: every request is its own, so the run's throughput is its throughput.
     (check,) = evaluate(result(), [spec], one)
     assert (check.measured, check.passed, check.detail) == (200.0, True, None)
     weighted = one.model_copy(
         update={"endpoints": [Endpoint(path="/a", weight=3), Endpoint(path="/b", weight=1)]}
     )
-    (check,) = evaluate(result(throughput=36.0), [spec], weighted)
-    assert check.measured == pytest.approx(9.0) and check.passed is False
-    assert "estimated" in (check.detail or "")
+    # Two endpoints and no per-endpoint numbers: not measured, with the reason (no estimate).
+    no_split = result(throughput=36.0, missing={"endpoints": "the tool's --json has none"})
+    (check,) = evaluate(no_split, [spec], weighted)
+    assert (check.measured, check.passed) == (None, None)
+    assert check.detail == "not measured per endpoint: the tool's --json has none"
     (check,) = evaluate(result(), [spec])
-    assert check.passed is None and "needs the scenario's endpoints" in (check.detail or "")
+    assert check.passed is None and "not measured per endpoint" in (check.detail or "")
 
 
 def test_evaluate_refuses_suite_metrics_and_vice_versa() -> None:

@@ -76,6 +76,7 @@ def test_k6_ws_config_is_golden() -> None:
             "watchMs": 200,
             "messages": [
                 {
+                    "name": "ping",  # tags its round trips: the per-message numbers
                     "payload": '{"type":"ping"}',
                     "object": {"type": "ping"},
                     "think": THINK,

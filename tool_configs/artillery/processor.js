@@ -6,7 +6,8 @@
 //     connect, send every message, match each reply to its message by the echoed "id"
 //     (first-in-first-out for messages without one), think, repeat;
 //   * records every round trip (WebSocket) or time to first byte (HTTP, afterResponse)
-//     in integer microseconds, per wall-clock second, and writes them to
+//     in integer microseconds, per wall-clock second, in total and under its endpoint
+//     (the HTTP request's name, the WebSocket message's name), and writes them to
 //     $ORCHESTRATE_ARTILLERY_DATA/<pid>-<thread>.json when the worker exits, so that
 //     orchestrate builds an exact HdrHistogram (no sketch, no averaged percentiles);
 //   * also emits Artillery counters and histograms (orchestrate.*) so the tool's own
@@ -24,6 +25,8 @@ const DATA_DIR = process.env.ORCHESTRATE_ARTILLERY_DATA || '';
 const FLUSH_MS = 1000;
 
 const seconds = new Map(); // epoch second -> {requests, errors, active, values: Map(us -> n)}
+// endpoint name -> {requests, responses, ok, codes, errors, seconds: Map(epoch second -> ...)}
+const endpoints = new Map();
 const sessions = new Map(); // session length in ms -> n
 const counters = {};
 let active = 0;
@@ -59,6 +62,48 @@ function recordFailure() {
   b.errors += 1;
 }
 
+// The same, under the request's endpoint: a response (status null: a WebSocket reply)
+// or a failure without one (err: its code).
+function endpointSecond(name) {
+  let e = endpoints.get(name);
+  if (!e) {
+    e = { requests: 0, responses: 0, ok: 0, codes: {}, errors: {}, seconds: new Map() };
+    endpoints.set(name, e);
+  }
+  const t = Math.floor(Date.now() / 1000);
+  let b = e.seconds.get(t);
+  if (!b) {
+    b = { requests: 0, errors: 0, values: new Map() };
+    e.seconds.set(t, b);
+  }
+  e.requests += 1;
+  b.requests += 1;
+  return [e, b];
+}
+
+function endpointResponse(name, ms, status) {
+  if (!name) return;
+  const [e, b] = endpointSecond(name);
+  const us = Math.max(1, Math.round(ms * 1000));
+  b.values.set(us, (b.values.get(us) || 0) + 1);
+  e.responses += 1;
+  if (status !== null) e.codes[status] = (e.codes[status] || 0) + 1;
+  if (status !== null && status >= 400) {
+    e.errors.non_2xx = (e.errors.non_2xx || 0) + 1;
+    b.errors += 1;
+  } else {
+    e.ok += 1;
+  }
+}
+
+function endpointFailure(name, err) {
+  if (!name) return;
+  const [e, b] = endpointSecond(name);
+  const code = (err && err.code) || 'other';
+  e.errors[code] = (e.errors[code] || 0) + 1;
+  b.errors += 1;
+}
+
 function dump() {
   if (!DATA_DIR) return;
   const out = {
@@ -73,6 +118,20 @@ function dump() {
       errors: b.errors,
       concurrency: b.active,
       values: [...b.values.entries()]
+    })),
+    endpoints: [...endpoints.entries()].map(([name, e]) => ({
+      name,
+      requests: e.requests,
+      responses: e.responses,
+      ok: e.ok,
+      codes: e.codes,
+      errors: e.errors,
+      seconds: [...e.seconds.entries()].map(([t, b]) => ({
+        t,
+        requests: b.requests,
+        errors: b.errors,
+        values: [...b.values.entries()]
+      }))
     }))
   };
   const file = path.join(DATA_DIR, `${process.pid}-${threadId}.json`);
@@ -268,9 +327,11 @@ async function runFlow(conversation, spec, timeoutMs, ee) {
           const rtt = await withTimeout(reply, timeoutMs);
           count(ee, 'ws.replies');
           recordLatency(ee, 'ws.rtt', rtt);
+          endpointResponse(message.name, rtt, null);
         } catch (err) {
           count(ee, 'ws.failed_round_trips');
           recordFailure();
+          endpointFailure(message.name, err);
           throw err;
         }
       } else {
@@ -319,11 +380,13 @@ async function orchestrateWsSession(context, ee) {
 // ---- HTTP -----------------------------------------------------------------------------
 
 // Artillery's http.response_time is the time to first byte: record the same, exactly.
-function orchestrateAfterResponse(_req, res, _context, ee, next) {
+// The request's name (Artillery passes the step's request params) is its endpoint.
+function orchestrateAfterResponse(req, res, _context, ee, next) {
   const ttfb = res.timings && res.timings.phases && res.timings.phases.firstByte;
   if (typeof ttfb === 'number') {
     recordLatency(ee, 'http.ttfb', ttfb);
     if (res.statusCode >= 400) bucket().errors += 1;
+    endpointResponse(req && req.name, ttfb, res.statusCode);
   }
   return next();
 }
@@ -336,8 +399,9 @@ function leave(context) {
 }
 
 // A request that got no response (refused, reset, timed out): Artillery ends the user.
-function orchestrateOnError(_err, _req, context, _ee, next) {
+function orchestrateOnError(err, req, context, _ee, next) {
   recordFailure();
+  endpointFailure(req && req.name, err);
   leave(context);
   return next();
 }

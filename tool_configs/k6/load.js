@@ -132,7 +132,7 @@ function runSession(passes, until) {
   let step = 0;
   let opened = false;
   let finished = false;
-  let pending = null; // { id, sentAt, think } of the message whose reply we wait for
+  let pending = null; // { id, sentAt, think, name } of the message whose reply we wait for
 
   // One watchdog per session instead of a timer per message: k6 1.1.0's clearTimeout can
   // fire the next queued timer early (grafana/k6#5199), and think times use sleep() for
@@ -140,7 +140,6 @@ function runSession(passes, until) {
   const watchdog = setInterval(() => {
     const waited = clock() - (pending !== null ? pending.sentAt : startedAt);
     if ((pending !== null || !opened) && waited > WS.timeoutMs) {
-      pending = null;
       fail('timeout');
     }
   }, WS.watchMs);
@@ -155,8 +154,12 @@ function runSession(passes, until) {
 
   function fail(kind) {
     if (finished) return;
-    // phase tells a failed connection from a failure inside an open session.
-    wsFailures.add(1, { kind: kind, phase: opened ? 'session' : 'connect' });
+    // phase tells a failed connection from a failure inside an open session; a reply that
+    // never came counts under its message's name.
+    const tags = { kind: kind, phase: opened ? 'session' : 'connect' };
+    if (pending !== null) tags.name = pending.name;
+    pending = null;
+    wsFailures.add(1, tags);
     finish();
   }
 
@@ -186,7 +189,7 @@ function runSession(passes, until) {
       wsSent.add(1);
       if (message.expectReply) {
         wsExpected.add(1);
-        pending = { id: replyId, sentAt: clock(), think: message.think };
+        pending = { id: replyId, sentAt: clock(), think: message.think, name: message.name };
         return;
       }
       if (message.think > 0) sleep(message.think);
@@ -214,7 +217,7 @@ function runSession(passes, until) {
         return; // not the reply we wait for (e.g. a server push)
       }
     }
-    wsRtt.add(now - pending.sentAt);
+    wsRtt.add(now - pending.sentAt, { name: pending.name });
     const think = pending.think;
     pending = null;
     if (think > 0) sleep(think);

@@ -65,14 +65,13 @@ function appendLine (file, record) {
   } catch (err) {}
 }
 
-// Everything one autocannon instance measured, bucketed by whole seconds of the run.
-// `checkpoint`: {file, step, part} to append finished seconds to, or null.
-class Recorder {
-  constructor (runStartMs, checkpoint) {
-    this.runStartMs = runStartMs
-    this.checkpoint = checkpoint || null
+// Counts and per-second histograms of a set of requests: all of an instance's, or one
+// endpoint's (each response is recorded in both). `onNewSecond(t)` is called when second
+// `t` gets its first record, before it is counted (the totals' checkpoints hang on it).
+class Tally {
+  constructor (onNewSecond) {
+    this.onNewSecond = onNewSecond || null
     this.unsaved = new Set()
-    this.idleTimer = null
     this.seconds = new Map()
     this.responses = 0
     this.ok = 0
@@ -81,32 +80,17 @@ class Recorder {
     this.timeouts = 0
     this.statusCodes = {}
     this.errorKinds = {}
-    this.autocannon = null
-    this.failure = null
-    this.startedMs = Date.now()
-    this.endedMs = null
     this.last = null
   }
 
-  // What a step needs from one instance, as plain JSON (worker threads post it back).
-  result () {
-    return {
-      part: this.snapshot(),
-      failure: this.failure,
-      startedMs: this.startedMs,
-      endedMs: this.endedMs || Date.now()
-    }
-  }
-
-  bucket () {
-    const t = Math.max(0, Math.floor((Date.now() - this.runStartMs) / 1000))
+  bucket (t) {
     const last = this.last
     if (last && last.t === t) return last
     let b = this.seconds.get(t)
     if (!b) {
       // Nothing of second t is recorded yet: the counters hold exactly the seconds before.
       this.encodeBefore(t)
-      this.saveCheckpoint(t)
+      if (this.onNewSecond) this.onNewSecond(t)
       b = { t, requests: 0, errors: 0, histogram: newHistogram(), encoded: null }
       this.seconds.set(t, b)
     }
@@ -134,59 +118,10 @@ class Recorder {
     return b.histogram
   }
 
-  // Appends the finished seconds not yet saved, with the counters as of second `t`'s
-  // start; called only while no response of second `t` is recorded, so the two agree.
-  saveCheckpoint (t) {
-    const c = this.checkpoint
-    if (!c || this.unsaved.size === 0) return
-    const seconds = [...this.unsaved].filter((b) => b.t < t).sort((a, b) => a.t - b.t)
-    if (seconds.length === 0) return
-    for (const b of seconds) this.unsaved.delete(b)
-    appendLine(c.file, {
-      step: c.step,
-      part: c.part,
-      upTo: t,
-      counts: {
-        responses: this.responses,
-        ok: this.ok,
-        non2xx: this.non2xx,
-        errors: this.errors,
-        timeouts: this.timeouts
-      },
-      statusCodes: this.statusCodes,
-      errorKinds: this.errorKinds,
-      seconds: seconds.map((b) => ({
-        t: b.t,
-        requests: b.requests,
-        errors: b.errors,
-        histogram: b.histogram ? hdr.encodeIntoCompressedBase64(b.histogram) : b.encoded
-      }))
-    })
-  }
-
-  // Once a second: when nothing arrived yet in this second (an idle or hung target),
-  // the last busy second is saved anyway.
-  watchIdle () {
-    if (!this.checkpoint) return
-    this.idleTimer = setInterval(() => {
-      const t = Math.max(0, Math.floor((Date.now() - this.runStartMs) / 1000))
-      if (!this.last || this.last.t < t) {
-        this.encodeBefore(t)
-        this.saveCheckpoint(t)
-      }
-    }, 1000)
-    this.idleTimer.unref()
-  }
-
-  stopWatching () {
-    if (this.idleTimer) clearInterval(this.idleTimer)
-    this.idleTimer = null
-  }
-
-  response (statusCode, responseTime) {
-    const b = this.bucket()
+  response (t, statusCode, micros) {
+    const b = this.bucket(t)
     b.requests++
-    this.histogramOf(b).recordValue(toMicros(responseTime))
+    this.histogramOf(b).recordValue(micros)
     this.responses++
     addCount(this.statusCodes, statusCode, 1)
     if (statusCode >= 200 && statusCode < 300) {
@@ -198,12 +133,11 @@ class Recorder {
     }
   }
 
-  reqError (err) {
-    const b = this.bucket()
+  reqError (t, kind) {
+    const b = this.bucket(t)
     b.requests++
     b.errors++
     this.errors++
-    const kind = errorKind(err)
     if (kind === 'timeout') this.timeouts++
     addCount(this.errorKinds, kind, 1)
   }
@@ -226,10 +160,150 @@ class Recorder {
       timeouts: this.timeouts,
       statusCodes: this.statusCodes,
       errorKinds: this.errorKinds,
-      seconds,
+      seconds
+    }
+  }
+}
+
+// Everything one autocannon instance measured, bucketed by whole seconds of the run, in
+// total and per endpoint (the plan's `endpoint` index of each request).
+class Recorder {
+  // `checkpoint`: {file, step, part} to append the totals' finished seconds to, or null.
+  constructor (runStartMs, endpoints, checkpoint) {
+    this.runStartMs = runStartMs
+    this.checkpoint = checkpoint || null
+    this.idleTimer = null
+    this.total = new Tally((t) => this.saveCheckpoint(t))
+    this.endpoints = Array.from({ length: Math.max(endpoints || 0, 1) }, () => new Tally())
+    // Endpoint of the response or failure autocannon reports next (see attributed).
+    this.answered = 0
+    this.failing = 0
+    this.autocannon = null
+    this.failure = null
+    this.startedMs = Date.now()
+    this.endedMs = null
+  }
+
+  // What a step needs from one instance, as plain JSON (worker threads post it back).
+  result () {
+    return {
+      part: this.snapshot(),
+      failure: this.failure,
+      startedMs: this.startedMs,
+      endedMs: this.endedMs || Date.now()
+    }
+  }
+
+  second () {
+    return Math.max(0, Math.floor((Date.now() - this.runStartMs) / 1000))
+  }
+
+  // Appends the totals' finished seconds not yet saved, with the counters as of second
+  // `t`'s start; called only while nothing of second `t` is recorded, so the two agree.
+  // A run killed mid-way keeps what these hold (per-endpoint numbers are not saved).
+  saveCheckpoint (t) {
+    const c = this.checkpoint
+    const total = this.total
+    if (!c || total.unsaved.size === 0) return
+    const seconds = [...total.unsaved].filter((b) => b.t < t).sort((a, b) => a.t - b.t)
+    if (seconds.length === 0) return
+    for (const b of seconds) total.unsaved.delete(b)
+    appendLine(c.file, {
+      step: c.step,
+      part: c.part,
+      upTo: t,
+      counts: {
+        responses: total.responses,
+        ok: total.ok,
+        non2xx: total.non2xx,
+        errors: total.errors,
+        timeouts: total.timeouts
+      },
+      statusCodes: total.statusCodes,
+      errorKinds: total.errorKinds,
+      seconds: seconds.map((b) => ({
+        t: b.t,
+        requests: b.requests,
+        errors: b.errors,
+        histogram: b.histogram ? hdr.encodeIntoCompressedBase64(b.histogram) : b.encoded
+      }))
+    })
+  }
+
+  // Once a second: when nothing arrived yet in this second (an idle or hung target),
+  // the last busy second is saved anyway.
+  watchIdle () {
+    if (!this.checkpoint) return
+    this.idleTimer = setInterval(() => {
+      const t = this.second()
+      if (!this.total.last || this.total.last.t < t) {
+        this.total.encodeBefore(t)
+        this.saveCheckpoint(t)
+      }
+    }, 1000)
+    this.idleTimer.unref()
+  }
+
+  stopWatching () {
+    if (this.idleTimer) clearInterval(this.idleTimer)
+    this.idleTimer = null
+  }
+
+  response (statusCode, responseTime) {
+    const t = this.second()
+    const micros = toMicros(responseTime)
+    this.total.response(t, statusCode, micros)
+    this.endpoints[this.answered].response(t, statusCode, micros)
+  }
+
+  reqError (err) {
+    const t = this.second()
+    const kind = errorKind(err)
+    this.total.reqError(t, kind)
+    this.endpoints[this.failing].reqError(t, kind)
+  }
+
+  snapshot () {
+    return {
+      ...this.total.snapshot(),
+      endpoints: this.endpoints.map((e) => e.snapshot()),
       autocannon: this.autocannon
     }
   }
+}
+
+// Tell the recorder which endpoint each response and failure belongs to. A response: the
+// request's own onResponse hook, which autocannon calls just before its 'response' event
+// for the very request answered (pipelined ones included). A failure: autocannon's
+// 'reqError' names no request, so the connection's own 'connError'/'timeout' events
+// (whose listeners added here run before autocannon's) say which requests were in flight;
+// exact with pipelining 1 (autocannon reports a failed pipelined batch as a whole).
+function attributed (spec, recorder) {
+  const opts = { requests: spec.requests }
+  if (!spec.requests.some((r) => r.endpoint !== spec.requests[0].endpoint)) {
+    recorder.answered = recorder.failing = spec.requests[0].endpoint || 0
+    return opts
+  }
+  opts.requests = spec.requests.map((r) => ({ ...r, onResponse: () => { recorder.answered = r.endpoint } }))
+  opts.setupClient = (client) => {
+    const queue = client.pipelinedRequests
+    const clear = queue.clear
+    let lost = []
+    // A timeout empties the queue before autocannon reports it: keep what was in flight.
+    queue.clear = function () {
+      lost = this.pendingRequests.map((p) => p.req.endpoint)
+      return clear.call(this)
+    }
+    client.on('timeout', () => {
+      if (lost.length) recorder.failing = lost.shift()
+    })
+    client.on('connError', () => {
+      const inFlight = queue.toArray()
+      const req = inFlight.length ? inFlight[inFlight.length - 1].req : client.requestIterator.currentRequest
+      if (req) recorder.failing = req.endpoint
+    })
+  }
+  return opts
 }
 
 // autocannon's own counters (raw result: skipAggregateResult), kept for cross-checks.
@@ -251,12 +325,12 @@ function autocannonCounters (result) {
 
 // One autocannon instance for one step; resolves with the recorder when it finished.
 function runInstance (spec, runStartMs, onInstance) {
-  const recorder = new Recorder(runStartMs, spec.checkpoint)
+  const recorder = new Recorder(runStartMs, spec.endpoints, spec.checkpoint)
   recorder.watchIdle()
   return new Promise((resolve) => {
     const opts = {
+      ...attributed(spec, recorder),
       url: spec.url,
-      requests: spec.requests,
       connections: spec.connections,
       pipelining: spec.pipelining,
       duration: spec.duration,
@@ -324,25 +398,8 @@ function log (line) {
 // A light progress line when no terminal shows autocannon's progress bar.
 function logLastSecond (recorder) {
   const t = Math.floor((Date.now() - state.runStartMs) / 1000) - 1
-  const b = recorder.seconds.get(t)
+  const b = recorder.total.seconds.get(t)
   if (b) log(`  ${t + 1}s: ${b.requests} req/s, ${b.errors} failed`)
-}
-
-function mergeInto (total, part) {
-  for (const key of ['responses', 'ok', 'non2xx', 'errors', 'timeouts']) total[key] += part[key]
-  for (const [k, v] of Object.entries(part.statusCodes)) addCount(total.statusCodes, k, v)
-  for (const [k, v] of Object.entries(part.errorKinds)) addCount(total.errorKinds, k, v)
-  for (const s of part.seconds) {
-    let b = total.secondsByT.get(s.t)
-    if (!b) {
-      b = { t: s.t, requests: 0, errors: 0, histograms: [] }
-      total.secondsByT.set(s.t, b)
-    }
-    b.requests += s.requests
-    b.errors += s.errors
-    b.histograms.push(s.histogram)
-  }
-  if (part.autocannon) total.autocannon.push(part.autocannon)
 }
 
 function sumCounters (list) {
@@ -356,35 +413,41 @@ function sumCounters (list) {
   return out
 }
 
-// The step record written to the output file, from the parts of its threads.
-function buildStep (index, spec, startMs, endMs, parts, failures) {
-  const total = {
-    responses: 0, ok: 0, non2xx: 0, errors: 0, timeouts: 0,
-    statusCodes: {}, errorKinds: {}, secondsByT: new Map(), autocannon: []
+// Counts, codes, error kinds and histograms (whole and per second) of tally snapshots
+// (one per thread), merged exactly.
+function summarise (snapshots) {
+  const total = { responses: 0, ok: 0, non2xx: 0, errors: 0, timeouts: 0, statusCodes: {}, errorKinds: {} }
+  const secondsByT = new Map()
+  for (const part of snapshots) {
+    for (const key of ['responses', 'ok', 'non2xx', 'errors', 'timeouts']) total[key] += part[key]
+    for (const [k, v] of Object.entries(part.statusCodes)) addCount(total.statusCodes, k, v)
+    for (const [k, v] of Object.entries(part.errorKinds)) addCount(total.errorKinds, k, v)
+    for (const s of part.seconds) {
+      let b = secondsByT.get(s.t)
+      if (!b) {
+        b = { t: s.t, requests: 0, errors: 0, histograms: [] }
+        secondsByT.set(s.t, b)
+      }
+      b.requests += s.requests
+      b.errors += s.errors
+      b.histograms.push(s.histogram)
+    }
   }
-  for (const part of parts) mergeInto(total, part)
   // One second at a time, so a long step never holds all its histograms decoded.
-  const stepHist = newHistogram()
-  const seconds = [...total.secondsByT.values()].sort((a, b) => a.t - b.t).map((b) => {
+  const whole = newHistogram()
+  const seconds = [...secondsByT.values()].sort((a, b) => a.t - b.t).map((b) => {
     let histogram = b.histograms[0]
     if (b.histograms.length > 1) {
       const merged = newHistogram()
       for (const h of b.histograms) merged.add(hdr.decodeFromCompressedBase64(h))
       histogram = hdr.encodeIntoCompressedBase64(merged)
-      stepHist.add(merged)
+      whole.add(merged)
     } else {
-      stepHist.add(hdr.decodeFromCompressedBase64(histogram))
+      whole.add(hdr.decodeFromCompressedBase64(histogram))
     }
     return { t: b.t, requests: b.requests, errors: b.errors, histogram }
   })
   return {
-    index,
-    connections: spec.connections,
-    overallRate: spec.overallRate || null,
-    plannedDuration: spec.duration,
-    start: (startMs - state.runStartMs) / 1000,
-    duration: (endMs - startMs) / 1000,
-    threads: parts.length,
     counts: {
       requests: total.responses + total.errors,
       responses: total.responses,
@@ -395,9 +458,28 @@ function buildStep (index, spec, startMs, endMs, parts, failures) {
     },
     statusCodes: total.statusCodes,
     errorKinds: total.errorKinds,
-    histogram: total.responses > 0 ? hdr.encodeIntoCompressedBase64(stepHist) : null,
-    seconds,
-    autocannon: sumCounters(total.autocannon),
+    histogram: total.responses > 0 ? hdr.encodeIntoCompressedBase64(whole) : null,
+    seconds
+  }
+}
+
+// The step record written to the output file, from the parts of its threads.
+function buildStep (index, spec, startMs, endMs, parts, failures) {
+  const endpoints = ((state.plan && state.plan.endpoints) || []).map((_, i) => ({
+    index: i,
+    ...summarise(parts.map((p) => p.endpoints[i]).filter(Boolean))
+  }))
+  return {
+    index,
+    connections: spec.connections,
+    overallRate: spec.overallRate || null,
+    plannedDuration: spec.duration,
+    start: (startMs - state.runStartMs) / 1000,
+    duration: (endMs - startMs) / 1000,
+    threads: parts.length,
+    ...summarise(parts),
+    endpoints,
+    autocannon: sumCounters(parts.map((p) => p.autocannon).filter(Boolean)),
     failures
   }
 }
@@ -417,6 +499,7 @@ function writeOutput (complete) {
     complete,
     plannedSteps: plan ? plan.steps.length : 0,
     stoppedEarly: state.stoppedEarly,
+    endpoints: plan ? plan.endpoints || [] : [],
     steps: state.steps
   }
   const target = plan.output
@@ -436,6 +519,7 @@ function stepSpec (plan, step, share, threads, index, part) {
   return {
     url: plan.url,
     requests: plan.requests,
+    endpoints: (plan.endpoints || []).length,
     connections: share,
     pipelining: plan.pipelining,
     duration: step.duration,

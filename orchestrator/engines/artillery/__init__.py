@@ -197,18 +197,21 @@ def ws_variables(scenario: Scenario) -> dict[str, Any]:
         "loops": scenario.ws.loops,
         "messages": [
             {
+                # The processor records the message's round trips under it.
+                "name": name,
                 "payload": m.payload,
                 "expectReply": m.expect_reply,
                 "think": format_think(m.think),
                 "thinkMs": round(m.think * 1000),
             }
-            for m in scenario.ws.messages
+            for name, m in zip(scenario.ws.message_names, scenario.ws.messages, strict=True)
         ],
     }
 
 
-def http_request(scenario: Scenario, endpoint: Endpoint) -> dict[str, Any]:
-    params: dict[str, Any] = {"url": scenario.url_for(endpoint)}
+def http_request(scenario: Scenario, endpoint: Endpoint, name: str) -> dict[str, Any]:
+    # The name reaches the processor's hooks: each request is recorded under its endpoint.
+    params: dict[str, Any] = {"url": scenario.url_for(endpoint), "name": name}
     if endpoint.headers:
         params["headers"] = dict(endpoint.headers)
     if endpoint.body is not None:
@@ -219,14 +222,14 @@ def http_request(scenario: Scenario, endpoint: Endpoint) -> dict[str, Any]:
 def http_scenarios(scenario: Scenario) -> list[dict[str, Any]]:
     closed = scenario.shape.model == "closed"
     out: list[dict[str, Any]] = []
-    for endpoint in scenario.endpoints:
-        steps: list[dict[str, Any]] = [http_request(scenario, endpoint)]
+    for name, endpoint in zip(scenario.endpoint_names, scenario.endpoints, strict=True):
+        steps: list[dict[str, Any]] = [http_request(scenario, endpoint, name)]
         if scenario.think_time > 0:
             steps.append({"think": format_think(scenario.think_time)})
         flow = [{"loop": steps, "whileTrue": "orchestrateKeepGoing"}] if closed else steps
         out.append(
             {
-                "name": endpoint.label,
+                "name": name,
                 "weight": endpoint.weight,
                 "beforeScenario": ["orchestrateArrive"],
                 "afterScenario": ["orchestrateLeave"],

@@ -21,15 +21,16 @@ does not know which messages were answered.
 from __future__ import annotations
 
 import math
-import re
-from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from orchestrator.engines.artillery.counters import count, error_kinds
 from orchestrator.engines.artillery.workers import (
     WorkerData,
+    endpoint_tallies,
     load_worker_data,
     merge_workers,
     session_lengths,
@@ -67,18 +68,6 @@ HTTP_LATENCY_SKETCH = (
     "summarised by Artillery's sketches"
 )
 SKETCH = "Artillery's summaries are approximate sketches (quantiles estimated, not exact)"
-ERROR_KINDS = {
-    "ECONNREFUSED": "connection_refused",
-    "ECONNRESET": "connection_reset",
-    "EPIPE": "connection_reset",
-    "ETIMEDOUT": "timeout",
-    "ESOCKETTIMEDOUT": "timeout",
-    "ws_reply_timeout": "timeout",
-    "ws_closed": "connection_closed",
-    "ENOTFOUND": "dns",
-    "EAI_AGAIN": "dns",
-}
-_CODE_IN_MESSAGE = re.compile(r"\b(E[A-Z]{3,})\b")
 
 
 class _Wire(BaseModel):
@@ -113,25 +102,6 @@ class Report(_Wire):
 def load_report(path: Path) -> Report:
     result: Report = validated(Report, read_json(path), path)
     return result
-
-
-def count(counters: dict[str, float], name: str) -> int:
-    value = counters.get(name, 0)
-    return 0 if value is None or math.isnan(value) else int(value)
-
-
-def error_kinds(counters: dict[str, float]) -> dict[str, int]:
-    """``errors.*`` by kind; a refused connect that Artillery's ws engine counts twice
-    (``errors.ECONNREFUSED`` and ``errors.connect ECONNREFUSED host:port``) counts once."""
-    raw = {k[len("errors.") :]: count(counters, k) for k in counters if k.startswith("errors.")}
-    out: dict[str, int] = defaultdict(int)
-    for key, value in raw.items():
-        code = _CODE_IN_MESSAGE.search(key)
-        if code and code.group(1) != key and code.group(1) in raw:
-            continue  # the same failure, once as its message and once as its code
-        kind = ERROR_KINDS.get(code.group(1) if code else key, ERROR_KINDS.get(key, key))
-        out[kind] += value
-    return {k: v for k, v in out.items() if v}
 
 
 def summary_response_time(summary: Summary | None) -> ResponseTime:
@@ -234,7 +204,9 @@ def build_result(
     peak: int | None,
     run: ToolRun | None,
     tool_version: str | None,
+    known: Mapping[str, tuple[str | None, str | None]] | None = None,
 ) -> LoadTestResult:
+    """``known``: the scenario's endpoints (or messages) by name: their method and path."""
     agg = report.aggregate
     c = agg.counters
     now = datetime.now(UTC)
@@ -246,13 +218,14 @@ def build_result(
     no_sample = build.NO_REPLY if protocol == "ws" else build.NO_RESPONSE
 
     exact, seconds = merge_workers(workers)
+    endpoints: list[build.EndpointTally] = []
     if workers:
         # got's timings (HTTP) come from Date.now(): whole milliseconds.
-        latency = build.Latency(
-            exact, resolution_us=1.0 if protocol == "ws" else 1000.0, no_sample=no_sample
-        )
+        resolution = 1.0 if protocol == "ws" else 1000.0
+        latency = build.Latency(exact, resolution_us=resolution, no_sample=no_sample)
         first = min([*seconds, (agg.firstMetricAt or math.inf) / 1000], default=0.0)
         series = time_series(seconds, first)
+        endpoints = endpoint_tallies(workers, first, known or {}, resolution)
         sessions = session_lengths(workers)
         concurrency: int | None = max((s.concurrency for s in seconds.values()), default=0)
     else:
@@ -267,6 +240,7 @@ def build_result(
         sessions = summary_response_time(length) if length else None
         concurrency = peak
         missing["concurrency"] = "not measured: the number is the shape's peak, if known"
+        missing["endpoints"] = f"no exact data for this run; {SKETCH}"
 
     codes: dict[str, int] = {}
     websocket = None
@@ -310,6 +284,7 @@ def build_result(
             load_not_delivered=count(c, "vusers.skipped"),
         ),
         missing=missing,
+        endpoints=endpoints,
     )
 
 
@@ -348,6 +323,7 @@ def parse_output(
         peak=scenario.shape.peak,
         run=run,
         tool_version=tool_version,
+        known=scenario.request_targets(),
     )
     if not workers:
         result.missing["histogram"] = f"the processor wrote no data in {data_dir}; {SKETCH}"

@@ -1,20 +1,24 @@
 """Our Artillery processor's per-worker files (``artillery-data/*.json``).
 
 ``tool_configs/artillery/processor.js`` records, in every Artillery worker, each round trip
-(WebSocket) or time to first byte (HTTP) in µs per second, plus its own counters and the
-session lengths; merged here into one exact HdrHistogram and the per-second time series.
+(WebSocket) or time to first byte (HTTP) in µs per second, in total and under its endpoint
+(the request's or message's name), plus its own counters and the session lengths; merged
+here into exact HdrHistograms and per-second time series.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 from hdrh.histogram import HdrHistogram
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator import histogram as hist
+from orchestrator.engines.artillery.counters import kind_of
 from orchestrator.models import ResponseTime, TimeBucket
+from parsers import build
 from parsers.common import read_json, validated
 
 
@@ -22,12 +26,27 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class Second(_Wire):
+class EndpointSecond(_Wire):
     t: int
     requests: int
     errors: int
-    concurrency: int
     values: list[tuple[int, int]]
+
+
+class Second(EndpointSecond):
+    concurrency: int
+
+
+class EndpointData(_Wire):
+    """One endpoint's requests in one worker: failures without a response by error code."""
+
+    name: str
+    requests: int
+    responses: int
+    ok: int
+    codes: dict[str, int]
+    errors: dict[str, int]
+    seconds: list[EndpointSecond]
 
 
 class WorkerData(_Wire):
@@ -35,6 +54,7 @@ class WorkerData(_Wire):
     counters: dict[str, int]
     sessionsMs: list[tuple[int, int]]  # noqa: N815 - our processor's key
     seconds: list[Second]
+    endpoints: list[EndpointData] | None = None  # None: from a processor without them
 
 
 def load_worker_data(data_dir: Path) -> list[WorkerData]:
@@ -65,7 +85,7 @@ def merge_workers(workers: list[WorkerData]) -> tuple[HdrHistogram, dict[int, Se
     return total, merged
 
 
-def time_series(seconds: dict[int, Second], start: float) -> list[TimeBucket]:
+def time_series(seconds: Mapping[int, Second | EndpointSecond], start: float) -> list[TimeBucket]:
     buckets: list[TimeBucket] = []
     for t in sorted(seconds):
         second = seconds[t]
@@ -74,11 +94,71 @@ def time_series(seconds: dict[int, Second], start: float) -> list[TimeBucket]:
                 round(max(0.0, t - start), 3),
                 requests=second.requests,
                 errors=second.errors,
-                concurrency=second.concurrency,
+                concurrency=second.concurrency if isinstance(second, Second) else None,
                 histogram=hist.from_buckets(second.values),
             )
         )
     return buckets
+
+
+def endpoint_tallies(
+    workers: list[WorkerData],
+    start: float,
+    known: Mapping[str, tuple[str | None, str | None]],
+    resolution_us: float,
+) -> list[build.EndpointTally]:
+    """Each endpoint's data merged over the workers, the ``known`` ones (name -> method and
+    path) first. A WebSocket reply has no status code: it completed the request and
+    succeeded. None from files of an older processor (they have no endpoints)."""
+    if all(worker.endpoints is None for worker in workers):
+        return []
+    parts: dict[str, list[EndpointData]] = defaultdict(list)
+    for worker in workers:
+        for endpoint in worker.endpoints or []:
+            parts[endpoint.name].append(endpoint)
+    # An endpoint of the scenario that got no request is there too, with its zeros.
+    order = list(known) + sorted(set(parts) - known.keys())
+    tallies: list[build.EndpointTally] = []
+    for name in order:
+        histogram = hist.new_histogram()
+        by_second: dict[int, list[EndpointSecond]] = defaultdict(list)
+        codes: Counter[str] = Counter()
+        errors: Counter[str] = Counter()
+        for part in parts[name]:
+            codes.update(part.codes)
+            for code, n in part.errors.items():
+                errors[kind_of(code)] += n
+            for second in part.seconds:
+                by_second[second.t].append(second)
+                hist.add_buckets(histogram, second.values)
+        seconds = {
+            t: EndpointSecond(
+                t=t,
+                requests=sum(s.requests for s in items),
+                errors=sum(s.errors for s in items),
+                values=[v for s in items for v in s.values],
+            )
+            for t, items in by_second.items()
+        }
+        method, path = known.get(name, (None, None))
+        tallies.append(
+            build.EndpointTally(
+                name=name,
+                method=method,
+                path=path,
+                counts=build.Counts(
+                    total=sum(p.requests for p in parts[name]),
+                    successful=sum(p.ok for p in parts[name]),
+                    completed=sum(p.responses for p in parts[name]),
+                ),
+                histogram=histogram,
+                resolution_us=resolution_us,
+                status_codes=dict(sorted(codes.items())),
+                errors=dict(errors),
+                time_series=time_series(seconds, start),
+            )
+        )
+    return tallies
 
 
 def session_lengths(workers: list[WorkerData]) -> ResponseTime | None:

@@ -94,10 +94,14 @@ def origin_of(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
 
 
-def request_of(scenario: Scenario, endpoint: Endpoint) -> dict[str, Any]:
-    parts = urlsplit(scenario.url_for(endpoint))
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    request: dict[str, Any] = {"method": endpoint.method, "path": path}
+def request_of(scenario: Scenario, endpoint: Endpoint, index: int) -> dict[str, Any]:
+    """One entry of autocannon's ``requests``; ``endpoint``: its index in the plan's
+    ``endpoints``, under which the runner records it."""
+    request: dict[str, Any] = {
+        "method": endpoint.method,
+        "path": scenario.request_path(endpoint),
+        "endpoint": index,
+    }
     if endpoint.headers:
         request["headers"] = dict(endpoint.headers)
     if endpoint.body is not None:
@@ -120,7 +124,7 @@ def weighted_requests(scenario: Scenario) -> list[dict[str, Any]]:
             current[i] += endpoint.weight
         best = max(range(len(endpoints)), key=lambda i: current[i])
         current[best] -= total
-        order.append(request_of(scenario, endpoints[best]))
+        order.append(request_of(scenario, endpoints[best], best))
     return order
 
 
@@ -137,6 +141,11 @@ def build_plan(scenario: Scenario, output_path: Path) -> dict[str, Any]:
     return {
         "url": origin_of(scenario.base_url),
         "requests": weighted_requests(scenario),
+        # What the runner records each request under (by the request's "endpoint" index).
+        "endpoints": [
+            {"name": name, "method": method, "path": path}
+            for name, (method, path) in scenario.request_targets().items()
+        ],
         "pipelining": scenario.pipelining,
         "workers": scenario.workers,
         "overallRate": None if scenario.max_rate is None else round(scenario.max_rate),

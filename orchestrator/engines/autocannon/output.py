@@ -10,29 +10,34 @@ Two sources:
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-from pydantic import BaseModel, ConfigDict
-
 from orchestrator import histogram as hist
 from orchestrator.engines.autocannon.checkpoints import rebuild_steps
-from orchestrator.errors import ParseError
-from orchestrator.models import (
-    LoadTestResult,
-    ResponseTime,
-    TimeBucket,
+from orchestrator.engines.autocannon.runner_output import (
+    RUNNER_FORMAT,
+    RunnerOutput,
+    Step,
+    StoppedEarly,
+    add_counts,
+    counts_of,
+    decode,
+    effective_connections,
+    endpoint_tallies,
+    load_runner_output,
+    step_series,
 )
+from orchestrator.errors import ParseError
+from orchestrator.models import LoadTestResult, ResponseTime
 from orchestrator.process import ToolRun
 from orchestrator.scenarios import Scenario
 from parsers import build
 from parsers.common import read_json, validated
 
 TOOL = "autocannon"
-RUNNER_FORMAT = "orchestrate-autocannon/1"
+__all__ = ["RUNNER_FORMAT", "import_file", "load_runner_output", "parse_output"]
 LATENCY_MEASURES = (
     "autocannon: from writing a request on its connection to receiving the complete "
     "response (process.hrtime), per connection; with pipelining > 1 a request's time "
@@ -41,108 +46,7 @@ LATENCY_MEASURES = (
 )
 CLI_LATENCY_MEASURES = LATENCY_MEASURES.replace("Recorded raw in µs", "Whole milliseconds")
 NO_RESPONSE = "no response was received, so there is no latency to report"
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class Second(_Wire):
-    t: int
-    requests: int
-    errors: int
-    histogram: str
-
-
-class Counts(_Wire):
-    requests: int
-    responses: int
-    ok: int
-    non2xx: int
-    errors: int
-    timeouts: int
-
-
-class Step(_Wire):
-    index: int
-    connections: int
-    overallRate: int | None = None  # noqa: N815 - the runner's JSON key
-    start: float
-    duration: float
-    counts: Counts
-    statusCodes: dict[str, int]  # noqa: N815
-    errorKinds: dict[str, int]  # noqa: N815
-    histogram: str | None
-    seconds: list[Second]
-    failures: list[str] = []
-
-
-class StoppedEarly(_Wire):
-    afterStep: int  # noqa: N815 - the runner's JSON key (0-based step index)
-    errorRate: float  # noqa: N815
-    limit: float
-
-
-class RunnerOutput(_Wire):
-    format: str
-    autocannonVersion: str | None = None  # noqa: N815
-    startedAt: float  # noqa: N815
-    endedAt: float  # noqa: N815
-    resolutionUs: float  # noqa: N815
-    interrupted: bool
-    complete: bool
-    plannedSteps: int  # noqa: N815
-    stoppedEarly: StoppedEarly | None = None  # noqa: N815
-    steps: list[Step]
-
-
-def load_runner_output(path: Path) -> RunnerOutput:
-    output = validated(RunnerOutput, read_json(path), path)
-    if output.format != RUNNER_FORMAT:
-        raise ParseError(str(path), "format", f"expected {RUNNER_FORMAT!r}, got {output.format!r}")
-    return output
-
-
-def _decode(path: Path, encoded: str, where: str) -> HdrHistogram:
-    try:
-        return hist.decode(encoded)
-    except Exception as exc:  # hdrh raises assorted errors on corrupt input
-        raise ParseError(str(path), where, f"bad histogram: {exc}") from exc
-
-
-def _effective_connections(step: Step) -> int:
-    # autocannon opens no more connections than the rate cap in requests/s.
-    if step.overallRate:
-        return min(step.connections, step.overallRate)
-    return step.connections
-
-
-def _time_series(path: Path, steps: list[Step]) -> list[TimeBucket]:
-    """One bucket per whole second of the run, merged exactly across steps."""
-    grouped: dict[int, list[tuple[Step, Second]]] = defaultdict(list)
-    for step in steps:
-        for second in step.seconds:
-            grouped[second.t].append((step, second))
-    buckets: list[TimeBucket] = []
-    for t in sorted(grouped):
-        merged = hist.new_histogram()
-        for step, second in grouped[t]:
-            merged.add(_decode(path, second.histogram, f"steps.{step.index}.seconds.t={t}"))
-        buckets.append(
-            hist.time_bucket(
-                float(t),
-                requests=sum(s.requests for _, s in grouped[t]),
-                errors=sum(s.errors for _, s in grouped[t]),
-                concurrency=max(_effective_connections(step) for step, _ in grouped[t]),
-                histogram=merged,
-            )
-        )
-    return buckets
-
-
-def _add_counts(target: dict[str, int], source: dict[str, int]) -> None:
-    for key, value in source.items():
-        target[key] = target.get(key, 0) + value
+OLD_RUNNER = "this runner output has no per-endpoint numbers (made by an older runner)"
 
 
 def parse_output(
@@ -170,6 +74,10 @@ def parse_output(
                 max(item.up_to for item in found), output, run
             )
     measured = [*output.steps, *rebuilt]
+    if rebuilt:
+        missing["endpoints"] = "the runner stopped mid-step: only its totals are checkpointed"
+    elif not output.endpoints:
+        missing["endpoints"] = OLD_RUNNER
     total_hist = hist.new_histogram()
     steps: list[build.Step] = []
     status_codes: dict[str, int] = {}
@@ -177,22 +85,22 @@ def parse_output(
     notes: list[str] = []
     for step in measured:
         step_hist = (
-            _decode(path, step.histogram, f"steps.{step.index}.histogram")
+            decode(path, step.histogram, f"steps.{step.index}.histogram")
             if step.histogram
             else hist.new_histogram()
         )
         total_hist.add(step_hist)
-        _add_counts(status_codes, step.statusCodes)
-        _add_counts(errors, step.errorKinds)
+        add_counts(status_codes, step.statusCodes)
+        add_counts(errors, step.errorKinds)
         notes.extend(f"step {step.index + 1}: {f}" for f in step.failures)
         steps.append(
             build.Step(
                 index=step.index,
-                concurrency=_effective_connections(step),
+                concurrency=effective_connections(step),
                 rate=float(step.overallRate) if step.overallRate else None,
                 start=step.start,
                 duration=step.duration,
-                counts=_counts(step.counts),
+                counts=counts_of(step.counts),
                 histogram=step_hist,
                 resolution_us=output.resolutionUs,
             )
@@ -229,7 +137,7 @@ def parse_output(
         workload_model="closed",
         latency_measures=measures,
         target=scenario.base_url,
-        concurrency=max((_effective_connections(s) for s in measured), default=None),
+        concurrency=max((effective_connections(s) for s in measured), default=None),
         raw_output=path,
     )
     counts: build.Counts | None = build.Counts(
@@ -255,9 +163,10 @@ def parse_output(
         build.Details(
             status_codes=status_codes,
             errors=errors,
-            time_series=_time_series(path, measured),
+            time_series=step_series(path, measured),
         ),
         steps=steps,
+        endpoints=[] if rebuilt else endpoint_tallies(path, output),
         missing=missing,
     )
 
@@ -273,14 +182,9 @@ def _after_checkpoint(up_to: float, output: RunnerOutput, run: ToolRun | None) -
     )
 
 
-def _counts(counts: Counts) -> build.Counts:
-    # requests = responses + errors (no response); responses = ok + non2xx.
-    return build.Counts(total=counts.requests, successful=counts.ok, completed=counts.responses)
-
-
 def describe_stop(stop: StoppedEarly, output: RunnerOutput) -> str:
     step = next((s for s in output.steps if s.index == stop.afterStep), None)
-    at = f" ({_effective_connections(step)} connections)" if step is not None else ""
+    at = f" ({effective_connections(step)} connections)" if step is not None else ""
     return (
         f"stopped early after step {stop.afterStep + 1} of {output.plannedSteps}{at}: "
         f"{stop.errorRate:.1f}% of its requests failed, over the scenario's "
@@ -336,6 +240,7 @@ def import_file(path: Path, scenario_name: str = "autocannon-import") -> LoadTes
     missing: dict[str, str] = {
         "timeSeries": "autocannon's --json has no per-second samples",
         "histogram": "autocannon's --json has no histogram",
+        "endpoints": "autocannon's --json has no per-endpoint numbers",
     }
     if request_errors > timeouts:
         # `errors` counts timeouts too; the other kinds are only seen by the reqError event.

@@ -226,12 +226,14 @@ def build_config(scenario: Scenario, max_vus: int | None = None) -> dict[str, An
             "watchMs": min(max(timeout_ms // 10, 50), 1000),
             "messages": [
                 {
+                    # Tags the message's round trips: the result's per-message numbers.
+                    "name": name,
                     "payload": m.payload,
                     "object": json_object(m.payload),
                     "think": m.think,
                     "expectReply": m.expect_reply,
                 }
-                for m in scenario.ws.messages
+                for name, m in zip(scenario.ws.message_names, scenario.ws.messages, strict=True)
             ],
         }
         return config
@@ -245,14 +247,15 @@ def build_config(scenario: Scenario, max_vus: int | None = None) -> dict[str, An
         "maxRate": scenario.max_rate if scenario.shape.model == "closed" else None,
         "endpoints": [
             {
-                "name": e.label,
+                # Tags the endpoint's requests: the result's per-endpoint numbers.
+                "name": name,
                 "method": e.method,
                 "url": scenario.url_for(e),
                 "headers": dict(e.headers),
                 "body": e.body,
                 "weight": e.weight,
             }
-            for e in scenario.endpoints
+            for name, e in zip(scenario.endpoint_names, scenario.endpoints, strict=True)
         ],
     }
     return config

@@ -12,10 +12,12 @@ import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from orchestrator import histogram as hdr
 from orchestrator.engines.k6 import summary as k6_summary
 from orchestrator.engines.k6.stream import Tally, read_raw
+from orchestrator.engines.k6.tally import NameTally
 from orchestrator.errors import ParseError
 from orchestrator.models import (
     LoadTestResult,
@@ -49,22 +51,29 @@ def _stamp_time(stamp: str | None) -> datetime | None:
     return None if stamp is None else datetime.fromisoformat(stamp).astimezone(UTC)
 
 
-def _time_series(tally: Tally) -> list[TimeBucket]:
-    """One bucket per second from the first sample to the last, empty seconds included."""
+def _span(tally: Tally) -> range:
+    """The run's seconds (epoch), from the first sample to the last."""
     known = set(tally.seconds) | set(tally.concurrency)
-    if not known:
-        return []
-    first, last = min(known), max(known)
+    return range(min(known), max(known) + 1) if known else range(0)
+
+
+def _time_series(
+    span: range,
+    seconds: dict[int, list[int]],
+    percentiles: dict[int, tuple[float, float, float]],
+    concurrency: dict[int, int] | None = None,
+) -> list[TimeBucket]:
+    """One bucket per second of ``span``, empty seconds included."""
     buckets: list[TimeBucket] = []
     level: int | None = None
-    for sec in range(first, last + 1):
-        requests, errors = tally.seconds.get(sec, (0, 0))
+    for sec in span:
+        requests, errors = seconds.get(sec, (0, 0))
         # vus is a gauge sampled about once a second: a second without a sample keeps the level.
-        level = tally.concurrency.get(sec, level)
-        p50, p95, p99 = tally.percentiles.get(sec, (None, None, None))
+        level = concurrency.get(sec, level) if concurrency is not None else None
+        p50, p95, p99 = percentiles.get(sec, (None, None, None))
         buckets.append(
             TimeBucket(
-                t=float(sec - first),
+                t=float(sec - span.start),
                 requests=requests,
                 errors=errors,
                 concurrency=level,
@@ -74,6 +83,47 @@ def _time_series(tally: Tally) -> list[TimeBucket]:
             )
         )
     return buckets
+
+
+def _endpoints(
+    tally: Tally, span: range, scenario: Scenario | None, is_ws: bool
+) -> list[build.EndpointTally]:
+    """Each request name's tally (our scripts name each request after its endpoint, each
+    WebSocket round trip after its flow message), in the scenario's order."""
+    if tally.names_dropped or (is_ws and not tally.names and scenario is None):
+        return []  # missing says why
+    known = scenario.request_targets() if scenario is not None else {}
+    # An endpoint of the scenario that got no request is there too, with its zeros.
+    order = list(known) + sorted(set(tally.names) - known.keys())
+    out: list[build.EndpointTally] = []
+    for name in order:
+        named = tally.names.get(name) or NameTally()
+        method, path = known.get(name, (named.method, _path_of(name)))
+        out.append(
+            build.EndpointTally(
+                name=name,
+                method=method,
+                path=path,
+                counts=build.Counts(
+                    total=named.total,
+                    successful=named.successful,
+                    completed=named.successful if is_ws else sum(named.status_codes.values()),
+                ),
+                histogram=named.latency,
+                status_codes=dict(sorted(named.status_codes.items())),
+                errors=dict(named.errors),
+                time_series=_time_series(span, named.seconds, named.percentiles),
+            )
+        )
+    return out
+
+
+def _path_of(name: str) -> str | None:
+    # k6's default name is the request's URL.
+    if "://" not in name:
+        return None
+    parts = urlsplit(name)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def _websocket_stats(tally: Tally, ours: bool) -> WebSocketStats:
@@ -104,6 +154,7 @@ def result_from_tally(
     ended: datetime,
     run: ToolRun | None,
     missing: dict[str, str] | None = None,
+    scenario: Scenario | None = None,
 ) -> LoadTestResult:
     missing = dict(missing or {})
     is_ws = identity.protocol == "ws"
@@ -128,6 +179,11 @@ def result_from_tally(
         websocket = _websocket_stats(tally, ours)
     truncated = f"k6's raw output is cut short ({tally.truncated}); the result holds what was read"
     hint = tally.error_messages.most_common(1)[0][0] if tally.error_messages else None
+    span = _span(tally)
+    if tally.names_dropped:
+        missing["endpoints"] = tally.names_dropped
+    elif not tally.names and is_ws and scenario is None:
+        missing["endpoints"] = "the round trips are not tagged with their message's name"
     return build.result(
         identity,
         # A request that got no response has status "0" and no status code: HTTP requests
@@ -147,11 +203,12 @@ def result_from_tally(
         build.Details(
             status_codes=dict(sorted(tally.status_codes.items())),
             errors=dict(tally.errors),
-            time_series=_time_series(tally),
+            time_series=_time_series(span, tally.seconds, tally.percentiles, tally.concurrency),
             websocket=websocket,
             load_not_delivered=not_delivered,
         ),
         missing=missing,
+        endpoints=_endpoints(tally, span, scenario, is_ws),
     )
 
 
@@ -226,6 +283,7 @@ def parse_output(
         started=run.started,
         ended=run.ended,
         run=run,
+        scenario=scenario,
     )
 
 
@@ -267,6 +325,7 @@ def import_summary(path: Path) -> LoadTestResult:
         "errors": "a k6 summary export has no error kinds; import the raw --out json file",
         "statusCodes": "a k6 summary export has no status codes",
         "timeSeries": "a k6 summary export has no time series",
+        "endpoints": "a k6 summary export has no per-endpoint numbers; import the raw file",
         "workloadModel": "not in a k6 summary export; assumed closed",
         "startedAt": "not in a k6 summary export; derived from the file's modification time",
     }

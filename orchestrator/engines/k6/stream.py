@@ -2,8 +2,9 @@
 
 k6 writes ~10 lines (~2.8 KB) per HTTP request, so the file is read line by line and
 never held in memory: a line whose metric we do not use is skipped by a byte-prefix
-check before any JSON decoding. Latencies go into one HdrHistogram of every sample and,
-per second, into short-lived histograms for the time series.
+check before any JSON decoding. Each HTTP request is counted in total and under its name
+tag; latencies are kept per second (and name) until the second is over, then go into
+the histograms (see :mod:`.tally`).
 """
 
 from __future__ import annotations
@@ -14,18 +15,17 @@ import json
 import re
 import zlib
 from array import array
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
 from orchestrator import histogram as hdr
 from orchestrator.engines.k6.errors import error_kind
+from orchestrator.engines.k6.tally import NameTally, Tally, connection_levels
 from orchestrator.errors import ParseError
+
+__all__ = ["Tally", "connection_levels", "error_kind", "read_raw"]
 
 POINT_PREFIX = b'{"metric":"'
 METRIC_PREFIX = b'{"type":"Metric"'
@@ -65,41 +65,6 @@ NEWLINE = ord("\n")
 DECODE = json.JSONDecoder().decode
 
 
-@dataclass
-class Tally:
-    """Everything measured from one raw k6 stream."""
-
-    latency: HdrHistogram = field(default_factory=hdr.new_histogram)
-    session_length: HdrHistogram = field(default_factory=hdr.new_histogram)
-    total: int = 0
-    successful: int = 0
-    status_codes: Counter[str] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    error_messages: Counter[str] = field(default_factory=Counter)
-    counters: Counter[str] = field(default_factory=Counter)
-    connect_failures: int = 0
-    dropped: int = 0
-    dropped_seen: bool = False
-    vus_peak: int | None = None
-    vus_max_peak: int | None = None
-    # per second (epoch): [requests, errors]; concurrency; (p50, p95, p99) in ms
-    seconds: dict[int, list[int]] = field(default_factory=dict)
-    concurrency: dict[int, int] = field(default_factory=dict)
-    # per second: [connections opened, closed] by our WebSocket script
-    connections: dict[int, list[int]] = field(default_factory=dict)
-    percentiles: dict[int, tuple[float, float, float]] = field(default_factory=dict)
-    late_samples: int = 0
-    first_stamp: str | None = None
-    last_stamp: str | None = None
-    target: str | None = None
-    lines: int = 0
-    truncated: str | None = None
-
-    @property
-    def is_ws(self) -> bool:
-        return any(self.counters[name] for name in ("ws_sessions", "ws_opened", "ws_msgs_sent"))
-
-
 def _url_like(name: str | None) -> str | None:
     # k6's name tag is the URL unless a script renamed the request (ours: "GET /health").
     return name if name and "://" in name else None
@@ -112,26 +77,14 @@ def _epoch_second(stamp: str) -> int:
     return int(datetime.fromisoformat(stamp[:19] + offset).timestamp())
 
 
-def connection_levels(changes: dict[int, list[int]]) -> dict[int, int]:
-    """Connections open in each second, from the [opened, closed] counts per second: the
-    higher of the levels before and after that second's changes."""
-    levels: dict[int, int] = {}
-    level = 0
-    for sec in range(min(changes, default=0), max(changes, default=-1) + 1):
-        opened, closed = changes.get(sec, (0, 0))
-        after = level + opened - closed
-        levels[sec] = max(level, after)
-        level = after
-    return levels
-
-
 class StreamReader:
     """Feeds raw k6 lines into a :class:`Tally`, one second's histogram at a time."""
 
     def __init__(self) -> None:
         self.tally = Tally()
         self._second_of: dict[str, int] = {}
-        self._open: dict[int, array[int]] = {}
+        # per open second: latencies (µs) by request name (None: unnamed)
+        self._open: dict[int, dict[str | None, array[int]]] = {}
         self._newest = 0
 
     def second(self, stamp: str) -> int:
@@ -146,41 +99,44 @@ class StreamReader:
             sec = self._second_of[key] = _epoch_second(stamp)
         return sec
 
-    def count(self, sec: int, failed: bool) -> None:
-        bucket = self.tally.seconds.get(sec)
+    @staticmethod
+    def count(named: NameTally, sec: int, failed: bool, n: int = 1) -> None:
+        named.total += n
+        bucket = named.seconds.get(sec)
         if bucket is None:
-            bucket = self.tally.seconds[sec] = [0, 0]
-        bucket[0] += 1
+            bucket = named.seconds[sec] = [0, 0]
+        bucket[0] += n
         if failed:
-            bucket[1] += 1
+            bucket[1] += n
+        else:
+            named.successful += n
 
-    def record(self, sec: int, value_ms: float) -> None:
+    def record(self, sec: int, value_ms: float, name: str | None) -> None:
         value_us = min(max(round(value_ms * 1000.0), hdr.LOWEST_US), hdr.HIGHEST_US)
-        values = self._open.get(sec)
-        if values is None:
+        by_name = self._open.get(sec)
+        if by_name is None:
             if sec < self._newest - WINDOW_S:
-                # Its second is already summarised: it still counts in the total histogram.
+                # Its second is already summarised: it still counts in the histograms.
                 self.tally.late_samples += 1
-                self.tally.latency.record_value(value_us)
+                self.tally.histogram_of(name).record_value(value_us)
                 return
-            values = self._open[sec] = array("q")
+            by_name = self._open[sec] = {}
             if sec > self._newest:
                 self._newest = sec
                 self._close_before(sec - WINDOW_S)
+        values = by_name.get(name)
+        if values is None:
+            values = by_name[name] = array("q")
         values.append(value_us)
 
     def _close_before(self, limit: int | None) -> None:
-        total = self.tally.latency
         for sec in sorted(s for s in self._open if limit is None or s < limit):
-            # Equal values are recorded once with their count: far fewer Python calls.
-            counts = Counter(self._open.pop(sec))
-            for value_us, n in counts.items():
-                total.record_value(value_us, n)
-            self.tally.percentiles[sec] = hdr.percentiles_of(counts, total)
+            self.tally.close_second(sec, self._open.pop(sec))
 
     def finish(self) -> Tally:
         self._close_before(None)
         tally = self.tally
+        tally.finish()
         if tally.counters["ws_closed"]:
             # Our WebSocket script keeps a VU per connection slot, idle while the shape
             # does not want it: open connections, not VUs, are its concurrency.
@@ -195,10 +151,7 @@ class StreamReader:
         if kind == HTTP:
             self._add_http(sec, value, tags)
         elif kind == RTT:
-            self.tally.total += 1
-            self.tally.successful += 1
-            self.record(sec, value)
-            self.count(sec, False)
+            self._add_reply(sec, value, tags)
         elif kind == FAILURE:
             self._add_failure(sec, int(value), tags)
         else:
@@ -209,27 +162,36 @@ class StreamReader:
         status = tags.get("status", "")
         expected = tags.get("expected_response")
         ok = expected == "true" if expected is not None else status[:1] in ("2", "3")
-        tally.total += 1
+        name = tags.get("name")
+        named = tally.names.get(name) if name is not None else None
+        if named is None:
+            named = tally.name_tally(name, tags.get("method"))
         if status and status != "0":  # "0": no response (refused, timed out, ...)
-            tally.status_codes[status] += 1
-            self.record(sec, value)
-        if ok:
-            tally.successful += 1
-        else:
-            tally.errors[error_kind(tags.get("error_code"), status)] += 1
+            named.status_codes[status] += 1
+            self.record(sec, value, name)
+        if not ok:
+            named.errors[error_kind(tags.get("error_code"), status)] += 1
             if "error" in tags:
                 tally.error_messages[tags["error"]] += 1
-        self.count(sec, not ok)
+        self.count(named, sec, not ok)
         if tally.target is None:
-            tally.target = tags.get("url") or _url_like(tags.get("name"))
+            tally.target = tags.get("url") or _url_like(name)
+
+    def _add_reply(self, sec: int, value: float, tags: dict[str, str]) -> None:
+        # A WebSocket round trip (our script's ws_rtt), named after its flow message.
+        name = tags.get("name")
+        self.record(sec, value, name)
+        self.count(self.tally.name_tally(name, None), sec, False)
 
     def _add_failure(self, sec: int, n: int, tags: dict[str, str]) -> None:
-        self.tally.total += n
-        self.tally.errors[tags.get("kind", "other")] += n
+        # A message whose reply never came counts under the message; a failed connect
+        # belongs to no message.
+        kind = tags.get("kind", "other")
+        named = self.tally.name_tally(tags.get("name"), None)
+        named.errors[kind] += n
         if tags.get("phase") == "connect":
             self.tally.connect_failures += n
-        for _ in range(n):
-            self.count(sec, True)
+        self.count(named, sec, True, n)
 
     def _add_other(
         self, kind: int, name: str, sec: int, value: float, tags: dict[str, str]

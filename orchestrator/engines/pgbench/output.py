@@ -376,7 +376,10 @@ def parse_output(
         ),
         build.Details(errors=totals.errors, time_series=seconds.buckets),
         steps=totals.steps,
-        missing={"statusCodes": "PostgreSQL has no status codes; errors holds failures by kind"},
+        missing={
+            "statusCodes": "PostgreSQL has no status codes; errors holds failures by kind",
+            "endpoints": "not split per pgbench script (the log's script column is not read)",
+        },
     )
     facts = [DatabaseStep.model_validate(s.facts) for s in output.steps if s.facts]
     if len(facts) < 2 and output.stoppedEarly is None:
