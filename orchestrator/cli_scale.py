@@ -59,7 +59,7 @@ def k8s_render(
     ] = None,
 ) -> None:
     """Write a k6-operator TestRun, its script ConfigMap and a results claim for SCENARIO."""
-    from orchestrator.k8s import render_command
+    from orchestrator.engines.k6.k8s import render_command
 
     raise typer.Exit(
         render_command(
@@ -86,7 +86,7 @@ def agent(
     ] = None,
 ) -> None:
     """Run k6 shards handed over by a coordinator (`orchestrate run --agent URL`)."""
-    from orchestrator.agent import serve
+    from orchestrator.engines.k6.agent import serve
 
     raise typer.Exit(serve(listen, allow_host or []))
 

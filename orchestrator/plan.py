@@ -186,7 +186,7 @@ def plan_scenario(
     thresholds = list(spec.thresholds or [])
     check_endpoint_names(thresholds, scenario, f"scenarios.{name}.thresholds")
     if scenario.shards > 1:
-        from orchestrator.sharding import check_shardable
+        from orchestrator.engines.k6.sharding import check_shardable
 
         try:
             check_shardable(tool, scenario)

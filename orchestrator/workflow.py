@@ -255,7 +255,7 @@ def run_scenarios(
             sampled, why = locate_target(None, scenario.base_url)
         run = run_scenario
         if scenario.shards > 1 or job.settings.agents:
-            from orchestrator.sharding import run_sharded as run
+            from orchestrator.engines.k6.sharding import run_sharded as run
         try:
             result = run(
                 scenario,

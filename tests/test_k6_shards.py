@@ -85,7 +85,7 @@ def test_shard_config_splits_our_rate_cap_and_keeps_k6s_split() -> None:
 
 
 def test_shards_are_k6_only() -> None:
-    from orchestrator.sharding import check_shardable
+    from orchestrator.engines.k6.sharding import check_shardable
 
     with pytest.raises(ConfigError, match="only k6 runs sharded"):
         check_shardable("autocannon", scenario())
@@ -261,7 +261,7 @@ def test_shards_on_two_agents(reference_target: Any, tmp_path: Path) -> None:
 
 
 def test_agent_refuses_hosts_it_may_not_load(tmp_path: Path) -> None:
-    from orchestrator.agent_client import AgentShard
+    from orchestrator.engines.k6.agent_client import AgentShard
     from orchestrator.errors import ToolError
 
     remote = scenario().model_copy(update={"base_url": "http://target.invalid:8000"})
@@ -276,8 +276,8 @@ def test_agent_refuses_hosts_it_may_not_load(tmp_path: Path) -> None:
 def test_agent_with_a_token_refuses_requests_without_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator.agent import TOKEN_ENV
-    from orchestrator.agent_client import AgentShard
+    from orchestrator.engines.k6.agent import TOKEN_ENV
+    from orchestrator.engines.k6.agent_client import AgentShard
     from orchestrator.errors import ToolError
 
     monkeypatch.setenv(TOKEN_ENV, "agent-token-for-the-test")
@@ -290,7 +290,7 @@ def test_agent_with_a_token_refuses_requests_without_it(
 
 
 def test_agent_needs_an_explicit_address() -> None:
-    from orchestrator.agent import parse_listen
+    from orchestrator.engines.k6.agent import parse_listen
 
     assert parse_listen("10.203.0.11:7000") == ("10.203.0.11", 7000)
     assert parse_listen("[::1]:7000") == ("::1", 7000)

@@ -17,8 +17,8 @@ import yaml
 from orchestrator.cli import main
 from orchestrator.engines import k6
 from orchestrator.engines.k6 import output as k6_output
+from orchestrator.engines.k6.k8s import check_testrun, crd_schema, render, validation_errors
 from orchestrator.errors import ConfigError
-from orchestrator.k8s import check_testrun, crd_schema, render, validation_errors
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, WsFlow, WsMessage
 
 CRD_ENV = "ORCHESTRATE_K6_OPERATOR_CRD"

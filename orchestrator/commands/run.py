@@ -18,7 +18,7 @@ def plan_run(options: RunOptions, view: View = "results") -> Job:
     """The job of one load test; ConfigError (nothing started) if the options cannot run."""
     planned = options.planned()
     if planned.scenario.shards > 1 or options.agents:
-        from orchestrator.sharding import check_shardable
+        from orchestrator.engines.k6.sharding import check_shardable
 
         check_shardable(planned.tool, planned.scenario, options.agents)
     return Job(

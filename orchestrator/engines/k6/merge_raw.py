@@ -17,7 +17,8 @@ from datetime import datetime
 from pathlib import Path
 
 from orchestrator.engines.k6 import summary as k6_summary
-from orchestrator.engines.k6.stream import StreamReader, Tally, read_raw
+from orchestrator.engines.k6.stream import StreamReader, read_raw
+from orchestrator.engines.k6.tally import NameTally, Tally
 from orchestrator.errors import ParseError
 from orchestrator.histogram import percentiles_of
 
@@ -31,11 +32,12 @@ class SecondKeepingReader(StreamReader):
 
     def _close_before(self, limit: int | None) -> None:
         bucket_of = self.tally.latency.get_highest_equivalent_value
-        for sec, values in self._open.items():
+        for sec, by_name in self._open.items():
             if limit is None or sec < limit:
                 kept: Counter[int] = Counter()
-                for value_us, n in Counter(values).items():
-                    kept[int(bucket_of(value_us))] += n
+                for samples in by_name.values():
+                    for value_us, n in Counter(samples).items():
+                        kept[int(bucket_of(value_us))] += n
                 self.second_values[sec] = kept
         super()._close_before(limit)
 
@@ -133,6 +135,12 @@ def merge_tallies(parts: Sequence[ShardTally]) -> Tally:
             bucket = merged.seconds.setdefault(sec, [0, 0])
             bucket[0] += requests
             bucket[1] += errors
+        # Per endpoint (name tag): counts add, histograms merge exactly; per-second
+        # percentiles per name are not kept across shards.
+        for name, named in tally.names.items():
+            merged.names.setdefault(name, NameTally(method=named.method)).add(named)
+        merged.rest.add(tally.rest)
+        merged.names_dropped = merged.names_dropped or tally.names_dropped
     stamps = [t.first_stamp for t in tallies if t.first_stamp] + [
         t.last_stamp for t in tallies if t.last_stamp
     ]

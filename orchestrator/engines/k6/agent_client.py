@@ -2,7 +2,7 @@
 
 Same steps as a local shard (:class:`orchestrator.engines.k6.shards.LocalShard`): start
 paused, release, wait, stop; each is one request to the agent (see
-:mod:`orchestrator.agent`). When the shard is done its raw output and k6's summary are
+:mod:`orchestrator.engines.k6.agent`). When the shard is done its raw output and k6's summary are
 copied into the shard's folder of the report, so it is read exactly like a local one.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.agent import API, TOKEN_ENV
 from orchestrator.engines import k6
+from orchestrator.engines.k6.agent import API, TOKEN_ENV
 from orchestrator.engines.k6.shards import ShardOutcome
 from orchestrator.errors import ConfigError, ToolError
 from orchestrator.models import GeneratorUsage

@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from orchestrator.agent_client import AgentShard, check_agent_url
 from orchestrator.analysis import attach_findings
 from orchestrator.engines import k6
 from orchestrator.engines.base import DEFAULT_GRACE, make_private_dir, scenario_secrets
 from orchestrator.engines.base import write_config as write_tool_config
 from orchestrator.engines.k6 import output as k6_output
+from orchestrator.engines.k6.agent_client import AgentShard, check_agent_url
 from orchestrator.engines.k6.merge_raw import ShardTally, merge_tallies, merged_duration, read_shard
 from orchestrator.engines.k6.shards import (
     LocalShard,
