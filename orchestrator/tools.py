@@ -197,3 +197,9 @@ def doctor() -> list[ToolStatus]:
         except ToolNotFoundError as exc:
             statuses.append(ToolStatus(engine.NAME, None, None, False, str(exc)))
     return statuses
+
+
+def node_tool_executable(tool: str) -> str:
+    """What runs a Node tool: Node itself must be there, then the tool's entry point."""
+    node_executable()
+    return str(node_tool_entry(tool))

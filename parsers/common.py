@@ -6,13 +6,19 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.errors import ParseError
 from orchestrator.models import Status
 from orchestrator.process import ToolRun
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Wire(BaseModel):
+    """Base of a tool's output models: read what we need, ignore the rest, never change."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 def rate_percent(part: int, total: int) -> float | None:

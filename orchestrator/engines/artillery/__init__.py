@@ -74,8 +74,7 @@ CONNECT_TIMEOUT_S = 10.0
 
 
 def executable() -> str:
-    tools.node_executable()
-    return str(tools.node_tool_entry(NAME))
+    return tools.node_tool_executable(NAME)
 
 
 def version() -> str | None:

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
 
 from orchestrator.engines.artillery.counters import count, error_kinds
 from orchestrator.engines.artillery.workers import (
@@ -49,7 +49,7 @@ from orchestrator.process import ToolRun
 from orchestrator.redact import redact_url
 from orchestrator.scenarios import Scenario
 from parsers import build
-from parsers.common import read_json, validated
+from parsers.common import Wire, read_json, validated
 
 TOOL = "artillery"
 WS_LATENCY = (
@@ -70,11 +70,7 @@ HTTP_LATENCY_SKETCH = (
 SKETCH = "Artillery's summaries are approximate sketches (quantiles estimated, not exact)"
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class Summary(_Wire):
+class Summary(Wire):
     min: float | None = None
     max: float | None = None
     count: int | None = None
@@ -86,17 +82,17 @@ class Summary(_Wire):
     p999: float | None = None
 
 
-class Period(_Wire):
-    counters: dict[str, float] = {}
-    summaries: dict[str, Summary] = {}
+class Period(Wire):
+    counters: dict[str, float] = Field(default_factory=dict)
+    summaries: dict[str, Summary] = Field(default_factory=dict)
     firstMetricAt: float | None = None  # noqa: N815 - Artillery's key
     lastMetricAt: float | None = None  # noqa: N815
     period: float | None = None
 
 
-class Report(_Wire):
+class Report(Wire):
     aggregate: Period
-    intermediate: list[Period] = []
+    intermediate: list[Period] = Field(default_factory=list)
 
 
 def load_report(path: Path) -> Report:

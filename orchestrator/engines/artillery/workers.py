@@ -13,20 +13,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hdrh.histogram import HdrHistogram
-from pydantic import BaseModel, ConfigDict
 
 from orchestrator import histogram as hist
 from orchestrator.engines.artillery.counters import kind_of
 from orchestrator.models import ResponseTime, TimeBucket
 from parsers import build
-from parsers.common import read_json, validated
+from parsers.common import Wire, read_json, validated
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class EndpointSecond(_Wire):
+class EndpointSecond(Wire):
     t: int
     requests: int
     errors: int
@@ -37,7 +32,7 @@ class Second(EndpointSecond):
     concurrency: int
 
 
-class EndpointData(_Wire):
+class EndpointData(Wire):
     """One endpoint's requests in one worker: failures without a response by error code."""
 
     name: str
@@ -49,7 +44,7 @@ class EndpointData(_Wire):
     seconds: list[EndpointSecond]
 
 
-class WorkerData(_Wire):
+class WorkerData(Wire):
     version: int
     counters: dict[str, int]
     sessionsMs: list[tuple[int, int]]  # noqa: N815 - our processor's key

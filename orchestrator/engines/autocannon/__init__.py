@@ -49,8 +49,7 @@ STEP_OVERHEAD_S = 0.5
 
 
 def executable() -> str:
-    tools.node_executable()
-    return str(tools.node_tool_entry(NAME))
+    return tools.node_tool_executable(NAME)
 
 
 def version() -> str | None:

@@ -12,29 +12,25 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from hdrh.histogram import HdrHistogram
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
 
 from orchestrator import histogram as hist
 from orchestrator.errors import ParseError
 from orchestrator.models import TimeBucket
 from parsers import build
-from parsers.common import read_json, validated
+from parsers.common import Wire, read_json, validated
 
 RUNNER_FORMAT = "orchestrate-autocannon/1"
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class Second(_Wire):
+class Second(Wire):
     t: int
     requests: int
     errors: int
     histogram: str
 
 
-class Counts(_Wire):
+class Counts(Wire):
     requests: int
     responses: int
     ok: int
@@ -43,7 +39,7 @@ class Counts(_Wire):
     timeouts: int
 
 
-class EndpointPart(_Wire):
+class EndpointPart(Wire):
     """One endpoint's share of a step."""
 
     index: int
@@ -54,7 +50,7 @@ class EndpointPart(_Wire):
     seconds: list[Second]
 
 
-class Step(_Wire):
+class Step(Wire):
     index: int
     connections: int
     overallRate: int | None = None  # noqa: N815 - the runner's JSON key
@@ -65,23 +61,25 @@ class Step(_Wire):
     errorKinds: dict[str, int]  # noqa: N815
     histogram: str | None
     seconds: list[Second]
-    failures: list[str] = []
-    endpoints: list[EndpointPart] = []  # none in files of runners before per-endpoint data
+    failures: list[str] = Field(default_factory=list)
+    endpoints: list[EndpointPart] = Field(
+        default_factory=list
+    )  # none in files of runners before per-endpoint data
 
 
-class StoppedEarly(_Wire):
+class StoppedEarly(Wire):
     afterStep: int  # noqa: N815 - the runner's JSON key (0-based step index)
     errorRate: float  # noqa: N815
     limit: float
 
 
-class EndpointName(_Wire):
+class EndpointName(Wire):
     name: str
     method: str | None = None
     path: str | None = None
 
 
-class RunnerOutput(_Wire):
+class RunnerOutput(Wire):
     format: str
     autocannonVersion: str | None = None  # noqa: N815
     startedAt: float  # noqa: N815
@@ -91,7 +89,7 @@ class RunnerOutput(_Wire):
     complete: bool
     plannedSteps: int  # noqa: N815
     stoppedEarly: StoppedEarly | None = None  # noqa: N815
-    endpoints: list[EndpointName] = []
+    endpoints: list[EndpointName] = Field(default_factory=list)
     steps: list[Step]
 
 

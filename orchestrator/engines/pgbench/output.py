@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
 
 from orchestrator import histogram as hist
 from orchestrator.db_limit import StopRules, find_limit
@@ -30,7 +30,7 @@ from orchestrator.models import LoadTestResult, Status
 from orchestrator.process import ToolRun
 from orchestrator.scenarios import Scenario
 from parsers import build
-from parsers.common import read_json, validated
+from parsers.common import Wire, read_json, validated
 
 TOOL = "pgbench"
 RUNNER_FORMAT = "orchestrate-pgbench/1"
@@ -65,11 +65,7 @@ def latency_measures(workload: str | None) -> str:
     )
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class StepRun(_Wire):
+class StepRun(Wire):
     index: int
     clients: int
     seconds: int
@@ -79,11 +75,11 @@ class StepRun(_Wire):
     interrupted: bool = False
     stdout: str | None = None
     stderr: str | None = None
-    logFiles: list[str] = []  # noqa: N815 - the runner's JSON key
+    logFiles: list[str] = Field(default_factory=list)  # noqa: N815 - the runner's JSON key
     facts: dict[str, Any] | None = None  # a DatabaseStep, judged by the runner
 
 
-class RunnerOutput(_Wire):
+class RunnerOutput(Wire):
     format: str
     pgbenchVersion: str | None = None  # noqa: N815
     database: str
