@@ -63,7 +63,8 @@ def headline(result: LoadTestResult) -> str:
         return f"{verdict}: {result.scenario} completed; no SLA given (--threshold to gate)"
     broken = [fmt_threshold(c) for c in checks if c.passed is not True]
     if not broken:
-        return f"{verdict}: {result.scenario}: all {len(checks)} SLA checks held"
+        held = "its SLA check held" if len(checks) == 1 else f"all {len(checks)} SLA checks held"
+        return f"{verdict}: {result.scenario}: {held}"
     return f"{verdict}: {result.scenario}: " + "; ".join(broken)
 
 
