@@ -14,7 +14,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 
 from orchestrator import redact
-from orchestrator.engines.pgbench import Database
+from orchestrator.database_url import Database
 from orchestrator.errors import TargetError
 
 MONITOR_APP = "orchestrate-monitor"

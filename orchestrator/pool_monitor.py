@@ -33,7 +33,7 @@ from typing import Any, Literal
 import psycopg
 
 from orchestrator import redact
-from orchestrator.engines.pgbench import Database, parse_database_url
+from orchestrator.database_url import Database, parse_database_url
 from orchestrator.errors import TargetError
 from orchestrator.models import PoolFigure, PoolMetrics, PoolSample
 from orchestrator.pool_connect import ADMIN_DB, MONITOR_APP, Connection, connect, describe_error

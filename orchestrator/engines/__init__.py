@@ -4,6 +4,20 @@ Config validation, ``--tool`` help and errors, ``tools doctor``, ``import`` and 
 default engine per transport all read :data:`ENGINES`. Adding a fifth engine is one new
 package satisfying :class:`orchestrator.engines.base.Engine`, one line here, one test file
 (see the README, "Adding an engine").
+
+Where a tool is still named outside its package, on purpose:
+
+- k6's execution segments are the only way to split one test across machines, so sharding
+  (``--shards``, ``--agent``, ``orchestrate agent``, ``k8s render``) lives in
+  :mod:`orchestrator.engines.k6` and the planner and workflow dispatch a sharded scenario to
+  it by that package's name; ``orchestrate merge`` reads raw k6 output through the same
+  package.
+- A database scenario's pool monitor runs beside whichever engine loads the database; it
+  shares only the URL parser (:mod:`orchestrator.database_url`), and pgbench's query
+  scripts are checked at planning time through the pgbench package.
+- :mod:`orchestrator.tools` installs the Node packages (autocannon, Artillery) that two
+  engines run on; field descriptions and docstrings name tools where they document a
+  tool's own figure (k6 ``dropped_iterations``, autocannon workers).
 """
 
 from __future__ import annotations

@@ -28,12 +28,12 @@ import logging
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from orchestrator import redact, tools
+from orchestrator.database_url import Database as Database
+from orchestrator.database_url import parse_database_url as parse_database_url
 from orchestrator.db_limit import StopRules
 from orchestrator.engines import base
 from orchestrator.engines.base import Invocation
@@ -67,30 +67,6 @@ MAX_INIT_SCALE = 10
 # Each step starts a new pgbench (connections, first step: vacuum); init may run once.
 STEP_OVERHEAD_S = 5.0
 INIT_ALLOWANCE_S = 120.0
-# URL query parameters that libpq also reads from the environment.
-QUERY_ENV = {
-    "sslmode": "PGSSLMODE",
-    "application_name": "PGAPPNAME",
-    "connect_timeout": "PGCONNECT_TIMEOUT",
-    "options": "PGOPTIONS",
-}
-
-
-@dataclass(frozen=True)
-class Database:
-    """Where pgbench connects; ``password`` only ever goes to the environment."""
-
-    host: str
-    port: int
-    user: str | None
-    dbname: str
-    password: str | None
-    env: dict[str, str]
-
-    @property
-    def label(self) -> str:
-        who = f"{self.user}@" if self.user else ""
-        return f"{who}{self.host}:{self.port}/{self.dbname}"
 
 
 def executable() -> str:
@@ -126,35 +102,6 @@ def major_version(version_text: str | None) -> int | None:
     """15 from ``15.20`` (or from pgbench's whole ``--version`` line)."""
     match = re.search(r"(\d+)(?:\.\d+)*\s*(?:\(|$)", version_text or "")
     return int(match.group(1)) if match else None
-
-
-def parse_database_url(url: str, timeout: float = 10.0) -> Database:
-    """host/port/user/dbname/password of a postgres URL; ConfigError if pgbench can't use it."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"postgres", "postgresql"}:
-        raise ConfigError(f"pgbench needs a postgresql:// URL, got {redact.redact_url(url)!r}")
-    try:
-        port = parts.port or 5432
-    except ValueError as exc:
-        raise ConfigError(f"bad port in {redact.redact_url(url)!r}") from exc
-    dbname = unquote(parts.path.lstrip("/")) or (unquote(parts.username or "") or "postgres")
-    env = {"PGCONNECT_TIMEOUT": str(max(2, round(timeout)))}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in QUERY_ENV:
-            known = ", ".join(sorted(QUERY_ENV))
-            raise ConfigError(f"pgbench: unsupported URL parameter {key!r} (supported: {known})")
-        env[QUERY_ENV[key]] = value
-    password = unquote(parts.password) if parts.password is not None else None
-    if password:
-        env["PGPASSWORD"] = password
-    return Database(
-        host=parts.hostname or "127.0.0.1",
-        port=port,
-        user=unquote(parts.username) if parts.username else None,
-        dbname=dbname,
-        password=password,
-        env=env,
-    )
 
 
 def check_scenario(scenario: Scenario) -> None:
