@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from reports.plots import COLORS, from_zero, legend, nan_for_none, render_svg, style
+from reports.plots import COLORS, from_zero, nan_for_none, render_svg, style
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -102,6 +102,10 @@ def usl_capacity_svg(
                          label=f"SLA p95 {p95_sla:,.4g} ms")  # fmt: skip
         twin.set_ylabel("p95 latency (ms)", fontsize=9)
         from_zero(twin)
-        legend(ax, twin)
+        # Below the axes: up to six entries would cover the title on its line.
+        handles = [h for a in (ax, twin) for h in a.get_legend_handles_labels()[0]]
+        labels = [t for a in (ax, twin) for t in a.get_legend_handles_labels()[1]]
+        fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8,
+                   frameon=False)  # fmt: skip
 
-    return render_svg(draw, 3.6)
+    return render_svg(draw, 4.0)
