@@ -41,14 +41,16 @@ def _stress_steps(first: int = 50, last: int = 500, step: int = 50, each: float 
     return {"start": first, "stages": stages}
 
 
-def _spike(base: int = 50, peak: int = 1000) -> dict[str, Any]:
-    """Baseline, 10 s to the peak, 120 s hold, 10 s drop, recovery at baseline: 5 min."""
+def _spike(base: int = 50, peak: int = 1000, before: float = 60.0,
+           after: float = 100.0) -> dict[str, Any]:  # fmt: skip
+    """Baseline (``before`` s), 10 s to the peak, 120 s hold, 10 s drop, recovery at
+    baseline (``after`` s); by default 5 min."""
     return {"start": base, "stages": [
-        {"duration": 60, "target": base},
+        {"duration": before, "target": base},
         {"duration": 10, "target": peak},
         {"duration": 120, "target": peak},
         {"duration": 10, "target": base},
-        {"duration": 100, "target": base},
+        {"duration": after, "target": base},
     ]}  # fmt: skip
 
 
@@ -98,9 +100,9 @@ _BUILTINS: dict[str, dict[str, Any]] = {
         "ws_message_rate": 1.0, "thresholds": ["errorRate < 5%"],
     },
     "ws-spike": {
-        "description": "WebSocket spike: burst to 1000 connections in 10 s, hold 2 min "
-        "(~1000 msg/s).",
-        "protocol": "ws", "shape": _ramp_hold(1000, 10, 130),
+        "description": "WebSocket spike: 50 connections for 30 s, burst to 1000 in 10 s, "
+        "hold 2 min (~1000 msg/s), drop back to 50, then 60 s at 50 to measure recovery.",
+        "protocol": "ws", "shape": _spike(50, 1000, before=30, after=60),
         "ws_message_rate": 1.0, "thresholds": ["errorRate < 10%"],
     },
     "db-pool": {

@@ -66,9 +66,20 @@ def percentiles_of(
 
 
 def time_bucket(
-    t: float, requests: int, errors: int, concurrency: int | None, histogram: HdrHistogram
+    t: float,
+    requests: int,
+    errors: int,
+    concurrency: int | None,
+    histogram: HdrHistogram,
+    *,
+    keep_histogram: bool = True,
 ) -> TimeBucket:
-    """One interval of a time series, its percentiles read from that interval's histogram."""
+    """One interval of a time series, its percentiles read from that interval's histogram.
+
+    ``keep_histogram``: store the interval's histogram encoded in the bucket, so windows
+    of seconds merge into exact percentiles (the run's series; per-endpoint series leave
+    it out to keep result.json small).
+    """
     has = histogram.get_total_count() > 0
 
     def ms(pct: float) -> float | None:
@@ -82,6 +93,7 @@ def time_bucket(
         p50=ms(50),
         p95=ms(95),
         p99=ms(99),
+        histogram=encode(histogram) if has and keep_histogram else None,
     )
 
 

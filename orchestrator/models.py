@@ -65,6 +65,15 @@ class TimeBucket(Model):
     p50: float | None = None
     p95: float | None = None
     p99: float | None = None
+    histogram: str | None = Field(
+        default=None,
+        description="HdrHistogram (V2 compressed, base64) of the interval's latencies in "
+        "microseconds, so that windows of seconds merge into exact percentiles (spike "
+        "recovery). Only the run's own series carries it, not per-endpoint series, so "
+        "result.json grows by about 0.1-2 KB per second of run (more distinct latencies, "
+        "more bytes); None where the engine has no per-second histogram (imports of tool "
+        "summaries, merged inputs).",
+    )
 
 
 class StepSummary(Model):
@@ -201,32 +210,60 @@ class CapacityLimits(Model):
     bottleneck: str | None = None
 
 
-WINDOW_P95 = (
-    "Upper bound: the highest per-second p95 in the window (per-second buckets keep only "
-    "p50/p95/p99, and percentiles cannot be merged or averaged), in ms."
+RecoveryMethod = Literal["histograms", "upper_bound"]
+PHASE_P95 = (
+    "In ms: one exact merge of the phase's per-second histograms (method histograms), or "
+    "the highest per-second p95 in it, an upper bound (method upper_bound)."
 )
 
 
 class Recovery(Model):
-    """How a target came back after a spike (the load rose to a peak, then fell back)."""
+    """How a target came back after a spike (the load rose to a peak, then fell back).
 
-    baseline_p95: float | None = Field(description="Before the spike's ramp started. " + WINDOW_P95)
+    Judged only when the baseline, the spike and the recovery window each last at least
+    3 s; otherwise ``recovery`` is null and ``missing.recovery`` says "too short to judge"
+    with the phase lengths (orchestrator.recovery)."""
+
+    method: RecoveryMethod = Field(
+        default="upper_bound",
+        description="histograms: every p95 read from exact merges of per-second histograms; "
+        "upper_bound: the result has no per-second histograms, so each window's p95 is its "
+        "highest per-second p95 (percentiles cannot be merged or averaged).",
+    )
+    baseline_p95: float | None = Field(description="Before the spike's ramp started. " + PHASE_P95)
     spike_p95: float | None = Field(
-        description="From the ramp's start to the peak's end. " + WINDOW_P95
+        description="From the ramp's start to the peak's end. " + PHASE_P95
     )
     recovered_p95: float | None = Field(
-        description="The last half of the recovery window (the hold after the drop). " + WINDOW_P95
+        description="The last half of the recovery window (the hold after the drop). " + PHASE_P95
+    )
+    baseline_error_rate: float | None = Field(
+        default=None, description="Failed share of the baseline's requests (percent)."
     )
     recovery_error_rate: float | None = Field(
         default=None, description="Failed share of the whole recovery window's requests (percent)."
     )
     recovered: bool = Field(
-        description="recoveredP95 <= 1.5 x baselineP95 and recoveryErrorRate < 1%."
+        description="Some sliding window of windowSeconds whole seconds after the drop had "
+        "p95 <= 1.5 x baselineP95 and error rate <= baselineErrorRate + 1 percentage point, "
+        "and every later window to the end of the recovery window did too."
     )
     seconds_to_recover: float | None = Field(
         default=None,
-        description="Seconds after the drop until the per-second p95 first stayed within "
-        "1.5 x baselineP95 for 3 consecutive seconds; None if it never did.",
+        description="Seconds from the drop's end to the start of the first window from which "
+        "the target stayed recovered (see recovered); None if it did not recover.",
+    )
+    window_seconds: int | None = Field(
+        default=None, description="Whole seconds merged into each sliding window."
+    )
+    baseline_seconds: float | None = Field(
+        default=None, description="Length of the baseline phase (s), on the run's clock."
+    )
+    spike_seconds: float | None = Field(
+        default=None, description="Length of the rise and the peak (s)."
+    )
+    recovery_seconds: float | None = Field(
+        default=None, description="Length of the recovery window after the drop (s)."
     )
 
 

@@ -6,7 +6,8 @@ functions from results to :class:`reports.plots.Plot` values holding SVG bytes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from orchestrator.models import LoadTestResult
 from reports import distribution, plots
@@ -15,6 +16,7 @@ from reports.plots import Plot, draw_plot
 TIMELINE = "Over time: latency, throughput with errors and users, target memory and CPU"
 DISTRIBUTION = "Response-time distribution"
 CAPACITY = "Capacity per step"
+USL = "Capacity against concurrency: held levels, USL fit (estimate), knee and SLA"
 
 
 def _timeline_reason(result: LoadTestResult) -> str | None:
@@ -29,8 +31,12 @@ def _timeline_reason(result: LoadTestResult) -> str | None:
     )
 
 
-def scenario_figures(result: LoadTestResult) -> list[Plot]:
-    """The timeline, the response-time distribution and (a stepped run) capacity per step."""
+def scenario_figures(
+    result: LoadTestResult, analysis: Mapping[str, Any] | None = None
+) -> list[Plot]:
+    """The timeline, the response-time distribution and (a stepped run) capacity per step;
+    with the capacity report's ``analysis`` of the scenario (JSON), capacity against
+    concurrency from its holds with the USL fit."""
     figures = []
     why = _timeline_reason(result)
     if why is None:
@@ -54,7 +60,23 @@ def scenario_figures(result: LoadTestResult) -> list[Plot]:
         figures.append(Plot("distribution", DISTRIBUTION, reason=f"not measured: {why}"))
     if len(result.steps) >= 2:
         figures.append(draw_plot("capacity", CAPACITY, lambda: plots.capacity_svg(result)))
+    if len(result.steps) >= 2 and analysis is not None:
+        figures.append(_usl_figure(result, analysis))
     return figures
+
+
+def _usl_figure(result: LoadTestResult, analysis: Mapping[str, Any]) -> Plot:
+    from reports import usl_plot
+    from reports.summary import units
+
+    if not usl_plot.can_draw(analysis):
+        return Plot("usl", USL, reason="fewer than two held load levels")
+    thresholds = [t.model_dump(mode="json", by_alias=True) for t in result.thresholds]
+    users = plots.users_label(result)
+    rate = units(result.protocol)[1]
+    return draw_plot(
+        "usl", USL, lambda: usl_plot.usl_capacity_svg(analysis, thresholds, users, rate)
+    )
 
 
 def suite_figure(results: Sequence[LoadTestResult]) -> Plot | None:

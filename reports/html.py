@@ -81,17 +81,36 @@ def comparing(comparison: Comparison | None) -> Comparing | None:
     )
 
 
+def _analyses(
+    results: Sequence[LoadTestResult], capacity: Mapping[str, Any] | None
+) -> list[Mapping[str, Any] | None]:
+    """Each result's analysis in the capacity report (matched by scenario name, in order)."""
+    left = list((capacity or {}).get("scenarios") or [])
+    found: list[Mapping[str, Any] | None] = []
+    for result in results:
+        match = next((a for a in left if a.get("scenario") == result.scenario), None)
+        if match is not None:
+            left.remove(match)
+        found.append(match)
+    return found
+
+
 def figure_sections(
-    results: Sequence[LoadTestResult], run_dir: Path, verdicts: Sequence[str], draw: bool
+    results: Sequence[LoadTestResult],
+    run_dir: Path,
+    verdicts: Sequence[str],
+    draw: bool,
+    capacity: Mapping[str, Any] | None = None,
 ) -> list[Section]:
     from reports.figures import scenario_figures
 
     sections = []
+    analyses = _analyses(results, capacity)
     for index, (result, verdict) in enumerate(zip(results, verdicts, strict=True), start=1):
         section = build_section(index, result, verdict, run_dir)
         if draw:
             try:
-                section.plots = scenario_figures(result)
+                section.plots = scenario_figures(result, analyses[index - 1])
             except Exception as exc:
                 LOG.warning(
                     "plots of %s not drawn: %s: %s", result.scenario, type(exc).__name__, exc
@@ -134,7 +153,7 @@ def render_html(
         except Exception as exc:
             LOG.warning("suite plot not drawn: %s: %s", type(exc).__name__, exc)
     sections = figure_sections(
-        results, run_dir, [v.verdict for v in verdicts[: len(results)]], draw
+        results, run_dir, [v.verdict for v in verdicts[: len(results)]], draw, capacity
     )
     env = Environment(
         loader=PackageLoader("reports", "templates"),

@@ -256,7 +256,11 @@ def finding_rows(result: LoadTestResult) -> list[tuple[str, str]]:
                 f"{verdict}{when}: p95 baseline {fmt_ms(recovery.baseline_p95)}, spike "
                 f"{fmt_ms(recovery.spike_p95)}, after {fmt_ms(recovery.recovered_p95)}, "
                 f"errors after {fmt_num(recovery.recovery_error_rate, 2, ' %')} "
-                "(window p95 = highest per-second p95)",
+                + (
+                    "(p95 from merged per-second histograms)"
+                    if recovery.method == "histograms"
+                    else "(upper bound: window p95 = highest per-second p95)"
+                ),
             )
         )
     return rows

@@ -194,7 +194,7 @@ def test_spike_phases_of_a_rise_drop_and_hold() -> None:
 )  # fmt: skip
 def test_shapes_without_a_spike_and_recovery(shape: LoadShape) -> None:
     assert spike_phases(shape) is None
-    assert recovery_after_spike(result(series=series({})), scenario(shape)) is None
+    assert recovery_after_spike(result(series=series({})), scenario(shape)) == (None, None)
 
 
 # ---- recovery ----
@@ -205,29 +205,40 @@ def test_recovery_after_a_spike() -> None:
     # after the drop (t=20) p95 is high for 4 s, then back within 1.5 x 12 = 18 ms.
     p95: dict[int, float | None] = {0: 90.0, 5: 12.0, 12: 150.0, 16: 200.0}
     p95 |= {20: 80.0, 21: 60.0, 22: 17.0, 23: 40.0, 24: 15.0, 25: 16.0, 26: 18.0}
-    recovery = recovery_after_spike(result(series=series(p95)), scenario())
+    recovery, _ = recovery_after_spike(result(series=series(p95)), scenario())
     assert recovery is not None
+    assert recovery.method == "upper_bound"  # no per-second histograms in these buckets
     assert recovery.baseline_p95 == 12.0
     assert recovery.spike_p95 == 200.0
     assert recovery.recovered_p95 == 18.0  # highest of t=25..29
     assert recovery.recovery_error_rate == 0.0
     assert recovery.recovered is True
-    # 22 is good but 23 is not: the 3 good seconds in a row start at 24.
+    # 22 is good but 23 is not: the windows are all good from the one starting at 24.
     assert recovery.seconds_to_recover == 4.0
+    assert (recovery.baseline_seconds, recovery.spike_seconds, recovery.recovery_seconds) == (
+        10.0,
+        8.0,
+        10.0,
+    )
 
 
 def test_no_recovery_when_latency_stays_high_or_errors_go_on() -> None:
     slow = series(dict.fromkeys(range(20, 30), 30.0))
-    recovery = recovery_after_spike(result(series=slow), scenario())
+    recovery, _ = recovery_after_spike(result(series=slow), scenario())
     assert recovery is not None
     assert recovery.recovered is False and recovery.seconds_to_recover is None
     assert recovery.recovered_p95 == 30.0
-    # Latency back, but 2% of the recovery window's requests failed.
+    # Latency back, but 2% of the recovery window's requests failed (baseline 0%: band 1%).
     failing = series({}, errors=dict.fromkeys(range(20, 30), 2))
-    recovery = recovery_after_spike(result(series=failing), scenario())
+    recovery, _ = recovery_after_spike(result(series=failing), scenario())
     assert recovery is not None
     assert recovery.recovery_error_rate == pytest.approx(2.0)
-    assert recovery.recovered is False and recovery.seconds_to_recover == 0.0
+    assert recovery.recovered is False and recovery.seconds_to_recover is None
+    # Errors go on to t=26: the window 26..28 is the first at 2/300 = 0.67% <= 1%.
+    late = series({}, errors=dict.fromkeys(range(20, 27), 2))
+    recovery, _ = recovery_after_spike(result(series=late), scenario())
+    assert recovery is not None
+    assert recovery.recovered is True and recovery.seconds_to_recover == 6.0
 
 
 def test_a_stepped_run_is_read_on_its_own_clock() -> None:
@@ -242,7 +253,7 @@ def test_a_stepped_run_is_read_on_its_own_clock() -> None:
     ]
     p95: dict[int, float | None] = {20: 11.0, 21: 11.0, 22: 11.0}
     p95 |= dict.fromkeys(range(10, 20), 100.0)
-    recovery = recovery_after_spike(result(steps, series(p95)), scenario())
+    recovery, _ = recovery_after_spike(result(steps, series(p95)), scenario())
     assert recovery is not None
     # Buckets 20..28 (29 ends after 29.4), baseline from buckets 1..9.
     assert recovery.seconds_to_recover == pytest.approx(0.6)
@@ -252,7 +263,8 @@ def test_a_stepped_run_is_read_on_its_own_clock() -> None:
 
 def test_nothing_before_the_spike_means_no_recovery() -> None:
     empty = series(dict.fromkeys(range(10)))
-    assert recovery_after_spike(result(series=empty), scenario()) is None
+    recovery, why = recovery_after_spike(result(series=empty), scenario())
+    assert recovery is None and why is not None and "no per-second latency" in why
     stopped = result(series=series({})[:15])
     found = attach_findings(stopped, scenario())
     assert found.recovery is None
@@ -263,8 +275,8 @@ def test_nothing_before_the_spike_means_no_recovery() -> None:
 
 
 def test_attach_findings_uses_the_scenarios_limit_and_shows_rows() -> None:
-    back = step(2, 10, 100.0, start=4.0, duration=26.0)
-    steps = [step(0, 10, 100.0), step(1, 100, 400.0, failed=300), back]
+    back = step(2, 10, 100.0, start=8.0, duration=22.0)
+    steps = [step(0, 10, 100.0, duration=4), step(1, 100, 400.0, failed=300, duration=4), back]
     found = attach_findings(result(steps, series({})), scenario(stop_when_error_rate=50))
     assert found.capacity_limits is not None
     # 30% failed at 100 users: over the default 5%, under the scenario's 50%.

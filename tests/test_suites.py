@@ -14,6 +14,7 @@ from orchestrator.builtins import BUILTIN_SUITES
 from orchestrator.config import Config, parse_config
 from orchestrator.errors import ConfigError
 from orchestrator.plan import PlannedScenario, Suite, build_suite
+from orchestrator.recovery import spike_phases
 
 GOLDEN = Path(__file__).parent / "golden" / "suites.json"
 
@@ -79,17 +80,23 @@ def segments(suite: Suite, name: str) -> list[tuple[float, int, int]]:
 def test_full_suite_follows_the_seed_plan(config: Config) -> None:
     suite = build_suite("full", config)
     assert [p.name for p in suite.scenarios] == BUILTIN_SUITES["full"]
+    by_name = {p.name: p for p in suite.scenarios}
     totals = {p.name: p.scenario.shape.total_duration for p in suite.scenarios}
     assert totals == {
         "normal": 300, "peak": 600, "stress": 1200, "spike": 300, "endurance": 3600,
-        "ws-normal": 600, "ws-stress": 600, "ws-spike": 130, "db-pool": 300,
+        "ws-normal": 600, "ws-stress": 600, "ws-spike": 230, "db-pool": 300,
         "db-exhaustion": 200,
     }  # fmt: skip
     # A ramp then a real hold at the target for the rest of the time.
     assert segments(suite, "normal") == [(10, 0, 50), (290, 50, 50)]
     assert segments(suite, "peak") == [(30, 0, 100), (570, 100, 100)]
     assert segments(suite, "endurance") == [(30, 0, 50), (3570, 50, 50)]
-    assert segments(suite, "ws-spike") == [(10, 0, 1000), (120, 1000, 1000)]
+    # WebSocket spike: the seed's burst and hold, between a baseline and a recovery window.
+    assert segments(suite, "ws-spike") == [
+        (30, 50, 50), (10, 50, 1000), (120, 1000, 1000), (10, 1000, 50), (60, 50, 50),
+    ]  # fmt: skip
+    ws_spike = spike_phases(by_name["ws-spike"].scenario.shape)
+    assert ws_spike is not None and ws_spike.lengths() == (30, 130, 60)
     # Spike: baseline, 10 s up, 120 s at 1000, drop, recovery window at the baseline.
     assert segments(suite, "spike") == [
         (60, 50, 50), (10, 50, 1000), (120, 1000, 1000), (10, 1000, 50), (100, 50, 50),

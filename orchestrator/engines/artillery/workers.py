@@ -91,6 +91,7 @@ def time_series(seconds: Mapping[int, Second | EndpointSecond], start: float) ->
                 errors=second.errors,
                 concurrency=second.concurrency if isinstance(second, Second) else None,
                 histogram=hist.from_buckets(second.values),
+                keep_histogram=isinstance(second, Second),
             )
         )
     return buckets

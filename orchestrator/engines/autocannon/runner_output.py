@@ -115,10 +115,14 @@ def effective_connections(step: Step) -> int:
 
 
 def time_series(
-    path: Path, parts: Iterable[tuple[str, int | None, Sequence[Second]]]
+    path: Path,
+    parts: Iterable[tuple[str, int | None, Sequence[Second]]],
+    *,
+    keep_histograms: bool = True,
 ) -> list[TimeBucket]:
     """One bucket per whole second of the run, merged exactly across ``parts``: (where in
-    the file, connections or None, the part's seconds)."""
+    the file, connections or None, the part's seconds); ``keep_histograms``: each bucket
+    keeps its encoded histogram (the run's series, not an endpoint's)."""
     grouped: dict[int, list[tuple[str, int | None, Second]]] = defaultdict(list)
     for where, connections, seconds in parts:
         for second in seconds:
@@ -136,6 +140,7 @@ def time_series(
                 errors=sum(s.errors for _, _, s in grouped[t]),
                 concurrency=max(levels) if levels else None,
                 histogram=merged,
+                keep_histogram=keep_histograms,
             )
         )
     return buckets
@@ -190,7 +195,9 @@ def endpoint_tallies(path: Path, output: RunnerOutput) -> list[build.EndpointTal
                 resolution_us=output.resolutionUs,
                 status_codes=codes,
                 errors=errors,
-                time_series=time_series(path, ((w, None, p.seconds) for w, p in parts)),
+                time_series=time_series(
+                    path, ((w, None, p.seconds) for w, p in parts), keep_histograms=False
+                ),
             )
         )
     return tallies

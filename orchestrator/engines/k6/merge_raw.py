@@ -20,7 +20,7 @@ from orchestrator.engines.k6 import summary as k6_summary
 from orchestrator.engines.k6.stream import StreamReader, read_raw
 from orchestrator.engines.k6.tally import NameTally, Tally
 from orchestrator.errors import ParseError
-from orchestrator.histogram import percentiles_of
+from orchestrator.histogram import add_buckets, encode, new_histogram, percentiles_of
 
 
 class SecondKeepingReader(StreamReader):
@@ -157,6 +157,13 @@ def merge_tallies(parts: Sequence[ShardTally]) -> Tally:
             seconds.setdefault(sec, Counter()).update(values)
     merged.percentiles = {
         sec: percentiles_of(values, merged.latency) for sec, values in seconds.items() if values
+    }
+    # Each value already sits on its bucket's highest equivalent value: recorded again it
+    # lands in the same bucket, so these are the seconds' exact histograms.
+    merged.histograms = {
+        sec: encode(add_buckets(new_histogram(), values.items()))
+        for sec, values in seconds.items()
+        if values
     }
     return merged
 

@@ -62,8 +62,10 @@ def _time_series(
     seconds: dict[int, list[int]],
     percentiles: dict[int, tuple[float, float, float]],
     concurrency: dict[int, int] | None = None,
+    histograms: dict[int, str] | None = None,
 ) -> list[TimeBucket]:
-    """One bucket per second of ``span``, empty seconds included."""
+    """One bucket per second of ``span``, empty seconds included; ``histograms``: each
+    second's encoded histogram (the run's series only)."""
     buckets: list[TimeBucket] = []
     level: int | None = None
     for sec in span:
@@ -80,6 +82,7 @@ def _time_series(
                 p50=p50,
                 p95=p95,
                 p99=p99,
+                histogram=histograms.get(sec) if histograms is not None else None,
             )
         )
     return buckets
@@ -203,7 +206,9 @@ def result_from_tally(
         build.Details(
             status_codes=dict(sorted(tally.status_codes.items())),
             errors=dict(tally.errors),
-            time_series=_time_series(span, tally.seconds, tally.percentiles, tally.concurrency),
+            time_series=_time_series(
+                span, tally.seconds, tally.percentiles, tally.concurrency, tally.histograms
+            ),
             websocket=websocket,
             load_not_delivered=not_delivered,
         ),

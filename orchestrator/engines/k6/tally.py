@@ -78,6 +78,8 @@ class Tally:
     # per second: [connections opened, closed] by our WebSocket script
     connections: dict[int, list[int]] = field(default_factory=dict)
     percentiles: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    # per second (epoch): the second's latencies, an encoded histogram (TimeBucket.histogram)
+    histograms: dict[int, str] = field(default_factory=dict)
     # Requests by name tag; empty with ``names_dropped`` set past MAX_NAMES names.
     names: dict[str, NameTally] = field(default_factory=dict)
     names_dropped: str | None = None
@@ -137,6 +139,9 @@ class Tally:
                 joined.extend(samples)
             overall = Counter(joined)
         self.percentiles[sec] = hdr.percentiles_of(overall, self.latency)
+        # The run's series keeps each second's histogram so windows of seconds merge
+        # exactly (spike recovery); ~2.5 ms a second at 5,000 distinct values.
+        self.histograms[sec] = hdr.encode(hdr.add_buckets(hdr.new_histogram(), overall.items()))
 
     def finish(self) -> None:
         """The run's counts and histogram: every name's (and the rest's), summed exactly."""
