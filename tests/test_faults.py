@@ -121,8 +121,9 @@ def test_disk_full_while_writing_the_report(
 ) -> None:
     with small_tmpfs(tmp_path / "disk", 1024) as disk:
         # Room for what is measured (tool log, plan, output, checkpoints, result.json:
-        # ~40 KiB at most) and the small summaries (~20 KiB), not for the page and plots.
-        fill(disk, leave_kib=64)
+        # ~60 KiB with per-second histograms) and the small summaries (~30 KiB), not for the page
+        # and its plots (~350 KiB).
+        fill(disk, leave_kib=128)
         reports = disk / "load-reports"
         args = autocannon_run(f"{reference_target.url}/health", reports)
         with orchestrate(args, tmp_path / "run") as run:
