@@ -97,3 +97,41 @@ def test_unchanged_target_passes_and_injected_latency_is_named(
     assert done.returncode == 1
     assert "regression: hierarchy: p95" in done.stderr
     assert done.stdout.startswith("## orchestrate compare: **")
+
+
+TWO_ENDPOINTS = """\
+target: {{base_url: "{url}"}}
+login: null
+endpoints:
+  hierarchy: {{method: GET, path: /api/textbooks/hierarchy}}
+  health: {{method: GET, path: /health}}
+scenarios:
+  browse: {{endpoints: [hierarchy, health], users: 4, hold: 6}}
+suites:
+  two: {{scenarios: [browse], thresholds: []}}
+"""
+
+
+def suite_run(url: str, folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "orchestrate.yaml").write_text(TWO_ENDPOINTS.format(url=url))
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", "suite", "two", "-q", *extra],
+        cwd=folder, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.load
+def test_a_slower_endpoint_is_named_and_fails_the_run_against_its_baseline(
+    target_factory: Callable[..., Any], node_tools: Path, tmp_path: Path
+) -> None:
+    # Latency is injected into the API routes only: /health stays as it was.
+    base = suite_run(target_factory("--latency-ms", "20").url, tmp_path / "base")
+    assert base.returncode == 0, base.stderr
+    baseline = (tmp_path / "base" / "load-reports" / "latest").resolve()
+    slow = target_factory("--latency-ms", "60")
+    new = suite_run(slow.url, tmp_path / "new", "--baseline", str(baseline))
+    assert new.returncode == 1, new.stdout + new.stderr
+    assert "regression against" in new.stderr
+    assert "browse hierarchy: p95" in new.stderr  # the scenario and the endpoint
+    assert "browse health: p95" not in new.stderr
