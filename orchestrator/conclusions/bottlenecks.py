@@ -244,12 +244,19 @@ def knee_bottleneck(
             f"resource that serves {size} at a time (worker pool, connection pool, lock): "
             "raise that limit if CPU and memory allow, or make each request cheaper"
         )
-    else:
+    elif rejections or (knee.error_rate_after or 0.0) > 0.0:
         component = "admission limit (rejections)"
         recommendation = (
             f"{result.scenario}: past {knee.concurrency} {unit_of(result)} the service turns "
             f"requests away, holding {size} at once: raise its in-flight limit if resources "
             "allow, or add instances"
+        )
+    else:
+        # Neither turned away nor clearly queued: throughput simply stopped growing.
+        component = "throughput ceiling"
+        recommendation = (
+            f"{result.scenario}: past {knee.concurrency} {unit_of(result)} added users add no "
+            "throughput: see the target's CPU and the generator's, and profile a request"
         )
     return Bottleneck(
         component=component,
