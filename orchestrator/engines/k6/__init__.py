@@ -208,7 +208,12 @@ def json_object(payload: str) -> dict[str, Any] | None:
 
 def build_config(scenario: Scenario, max_vus: int | None = None) -> dict[str, Any]:
     """Everything the script needs, as JSON-serialisable data."""
-    config: dict[str, Any] = {"options": build_options(scenario, max_vus), "http": None, "ws": None}
+    config: dict[str, Any] = {
+        "options": build_options(scenario, max_vus),
+        "http": None,
+        "ws": None,
+        "flow": None,
+    }
     timeout_ms = round(scenario.timeout * 1000)
     if scenario.protocol == "ws":
         assert scenario.ws is not None
@@ -237,6 +242,9 @@ def build_config(scenario: Scenario, max_vus: int | None = None) -> dict[str, An
             ],
         }
         return config
+    if scenario.flow is not None:
+        config["flow"] = flow_config(scenario, timeout_ms)
+        return config
     if scenario.pipelining > 1:
         LOG.warning(
             "k6 does not pipeline HTTP requests; pipelining=%s is ignored", scenario.pipelining
@@ -259,6 +267,33 @@ def build_config(scenario: Scenario, max_vus: int | None = None) -> dict[str, An
         ],
     }
     return config
+
+
+def flow_config(scenario: Scenario, timeout_ms: int) -> dict[str, Any]:
+    """The flow's steps as data for load.js's per-VU loop (templates filled there)."""
+    assert scenario.flow is not None
+    steps = []
+    for step, endpoint in zip(scenario.flow.steps, scenario.endpoints, strict=True):
+        expect = step.expect
+        steps.append(
+            {
+                # Tags the step's requests: the result's per-step numbers.
+                "name": step.name,
+                "method": step.method,
+                "url": scenario.url_for(endpoint),
+                "headers": dict(step.headers),
+                "body": step.body,
+                "thinkMin": step.think[0],
+                "thinkMax": step.think[1],
+                "capture": [{"var": c.var, "kind": c.kind, "source": c.source} for c in step.capture],
+                "expect": None
+                if expect is None
+                else {"status": expect.status, "json": expect.json_path, "equals": expect.equals},
+                # k6 discards bodies (discardResponseBodies): read them only where needed.
+                "readBody": bool(step.capture) or (expect is not None and expect.json_path is not None),
+            }
+        )
+    return {"timeoutMs": timeout_ms, "steps": steps, "data": scenario.flow.data}
 
 
 def render_script(config: dict[str, Any]) -> str:

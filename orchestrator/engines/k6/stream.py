@@ -33,9 +33,10 @@ METRIC_PREFIX = b'{"type":"Metric"'
 # (k6 stamps requests at their end and writes them nearly in order).
 WINDOW_S = 10
 
-HTTP, RTT, FAILURE, VUS, VUS_MAX, DROPPED, SESSIONS, SESSION_LEN, COUNTER = range(9)
+HTTP, RTT, FAILURE, VUS, VUS_MAX, DROPPED, SESSIONS, SESSION_LEN, COUNTER, FLOW = range(10)
 KINDS: dict[str, int] = {
     "http_req_duration": HTTP,
+    "flow_failures": FLOW,
     "ws_rtt": RTT,
     "ws_failures": FAILURE,
     "vus": VUS,
@@ -154,6 +155,8 @@ class StreamReader:
             self._add_reply(sec, value, tags)
         elif kind == FAILURE:
             self._add_failure(sec, int(value), tags)
+        elif kind == FLOW:
+            self._add_flow_failure(sec, int(value), tags)
         else:
             self._add_other(kind, name, sec, value, tags)
 
@@ -192,6 +195,15 @@ class StreamReader:
         if tags.get("phase") == "connect":
             self.tally.connect_failures += n
         self.count(named, sec, True, n)
+
+    def _add_flow_failure(self, sec: int, n: int, tags: dict[str, str]) -> None:
+        # A flow step's answered request (counted a success) whose capture or expect check
+        # failed (load.js): the same request, now a failure of that kind.
+        named = self.tally.name_tally(tags.get("name"), None)
+        named.errors[tags.get("kind", "other")] += n
+        named.successful -= n
+        bucket = named.seconds.setdefault(sec, [0, 0])
+        bucket[1] += n
 
     def _add_other(
         self, kind: int, name: str, sec: int, value: float, tags: dict[str, str]
