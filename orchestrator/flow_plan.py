@@ -19,12 +19,16 @@ from orchestrator.flows import Flow, FlowConfig, FlowStepConfig, read_data
 from orchestrator.scenarios import Endpoint, unique_names
 
 
-def _request(step: FlowStepConfig, where: str, endpoints: dict[str, EndpointConfig]) -> dict[str, Any]:
+def _request(
+    step: FlowStepConfig, where: str, endpoints: dict[str, EndpointConfig]
+) -> dict[str, Any]:
     base: dict[str, Any] = {}
     if step.endpoint is not None:
         if step.endpoint not in endpoints:
             known = ", ".join(endpoints) or "none"
-            raise ConfigError(f"{where}.endpoint: unknown endpoint {step.endpoint!r}; known: {known}")
+            raise ConfigError(
+                f"{where}.endpoint: unknown endpoint {step.endpoint!r}; known: {known}"
+            )
         base = endpoints[step.endpoint].model_dump(exclude={"weight"})
     headers = dict(base.get("headers") or {})
     headers.update(step.headers or {})

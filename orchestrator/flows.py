@@ -222,6 +222,20 @@ def read_data(path: Path, where: str) -> list[dict[str, str]]:
     return rows
 
 
+def step_checks(step: FlowStep) -> dict[str, Any]:
+    """A step's captures, checks and think range as the engines' scripts read them."""
+    expect = step.expect
+    return {
+        "name": step.name,
+        "capture": [{"var": c.var, "kind": c.kind, "source": c.source} for c in step.capture],
+        "expect": None
+        if expect is None
+        else {"status": expect.status, "json": expect.json_path, "equals": expect.equals},
+        "thinkMin": step.think[0],
+        "thinkMax": step.think[1],
+    }
+
+
 def json_at(value: Any, path: str) -> Any:
     """The value at a dotted path (list indexes as numbers), else None."""
     for key in path.split("."):

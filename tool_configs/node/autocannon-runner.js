@@ -20,6 +20,7 @@ const path = require('path')
 const { Worker, isMainThread, parentPort, workerData } = require('worker_threads')
 const autocannon = require('autocannon')
 const hdr = require('hdr-histogram-js')
+const { flowOptions } = require('./autocannon-flow')
 
 const FORMAT = 'orchestrate-autocannon/1'
 const HIGHEST_US = 3600000000
@@ -118,13 +119,19 @@ class Tally {
     return b.histogram
   }
 
-  response (t, statusCode, micros) {
+  // `failedAs`: a flow step's failed capture or check (autocannon-flow.js): answered,
+  // but an error of that kind.
+  response (t, statusCode, micros, failedAs) {
     const b = this.bucket(t)
     b.requests++
     this.histogramOf(b).recordValue(micros)
     this.responses++
     addCount(this.statusCodes, statusCode, 1)
-    if (statusCode >= 200 && statusCode < 300) {
+    if (failedAs) {
+      this.non2xx++
+      b.errors++
+      addCount(this.errorKinds, failedAs, 1)
+    } else if (statusCode >= 200 && statusCode < 300) {
       this.ok++
     } else {
       this.non2xx++
@@ -177,6 +184,7 @@ class Recorder {
     this.endpoints = Array.from({ length: Math.max(endpoints || 0, 1) }, () => new Tally())
     // Endpoint of the response or failure autocannon reports next (see attributed).
     this.answered = 0
+    this.override = null
     this.failing = 0
     this.autocannon = null
     this.failure = null
@@ -252,8 +260,10 @@ class Recorder {
   response (statusCode, responseTime) {
     const t = this.second()
     const micros = toMicros(responseTime)
-    this.total.response(t, statusCode, micros)
-    this.endpoints[this.answered].response(t, statusCode, micros)
+    const kind = this.override
+    this.override = null
+    this.total.response(t, statusCode, micros, kind)
+    this.endpoints[this.answered].response(t, statusCode, micros, kind)
   }
 
   reqError (err) {
@@ -279,6 +289,7 @@ class Recorder {
 // (whose listeners added here run before autocannon's) say which requests were in flight;
 // exact with pipelining 1 (autocannon reports a failed pipelined batch as a whole).
 function attributed (spec, recorder) {
+  if (spec.flow) return flowOptions(spec.flow, spec.requests, recorder)
   const opts = { requests: spec.requests }
   if (!spec.requests.some((r) => r.endpoint !== spec.requests[0].endpoint)) {
     recorder.answered = recorder.failing = spec.requests[0].endpoint || 0
@@ -519,6 +530,7 @@ function stepSpec (plan, step, share, threads, index, part) {
   return {
     url: plan.url,
     requests: plan.requests,
+    flow: plan.flow || null,
     endpoints: (plan.endpoints || []).length,
     connections: share,
     pipelining: plan.pipelining,

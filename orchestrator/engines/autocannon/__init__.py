@@ -26,6 +26,7 @@ from orchestrator.engines import base
 from orchestrator.engines.autocannon import output as parser
 from orchestrator.engines.base import Invocation
 from orchestrator.errors import ConfigError
+from orchestrator.flows import step_checks
 from orchestrator.models import LoadTestResult, Transport
 from orchestrator.process import ToolRun
 from orchestrator.scenarios import Endpoint, Scenario
@@ -74,6 +75,8 @@ def check_scenario(scenario: Scenario) -> None:
         )
     if scenario.think_time > 0:
         raise ConfigError(f"autocannon cannot pause between requests (think_time, {where})")
+    if scenario.flow is not None and scenario.pipelining > 1:
+        raise ConfigError(f"a flow's user waits for each reply: pipelining must be 1 ({where})")
     if scenario.timeout < 1:
         raise ConfigError(f"autocannon's request timeout must be at least 1 s ({where})")
     if scenario.max_rate is not None and scenario.max_rate < 1:
@@ -128,6 +131,19 @@ def weighted_requests(scenario: Scenario) -> list[dict[str, Any]]:
     return order
 
 
+def flow_requests(scenario: Scenario) -> list[dict[str, Any]]:
+    """A flow's steps in order: every connection walks them as one user."""
+    return [request_of(scenario, e, i) for i, e in enumerate(scenario.endpoints)]
+
+
+def flow_plan(scenario: Scenario) -> dict[str, Any] | None:
+    """What autocannon-flow.js needs per step (captures, checks, think) and the data rows."""
+    if scenario.flow is None:
+        return None
+    steps = [step_checks(s) for s in scenario.flow.steps]
+    return {"steps": steps, "data": scenario.flow.data}
+
+
 def step_seconds(scenario: Scenario) -> float:
     """Step length for ramps: 2 s, shorter when a ramp is short so that it still climbs."""
     ramps = [d for d, low, high in scenario.shape.segments() if low != high]
@@ -140,7 +156,8 @@ def build_plan(scenario: Scenario, output_path: Path) -> dict[str, Any]:
     """The runner's plan: everything it needs, in one JSON document."""
     return {
         "url": origin_of(scenario.base_url),
-        "requests": weighted_requests(scenario),
+        "requests": flow_requests(scenario) if scenario.flow else weighted_requests(scenario),
+        "flow": flow_plan(scenario),
         # What the runner records each request under (by the request's "endpoint" index).
         "endpoints": [
             {"name": name, "method": method, "path": path}

@@ -36,6 +36,7 @@ from orchestrator.engines.base import (
     write_config,
 )
 from orchestrator.errors import ConfigError
+from orchestrator.flows import step_checks
 from orchestrator.models import LoadTestResult, Transport
 from orchestrator.process import ToolRun, resolve_executable
 from orchestrator.scenarios import Scenario
@@ -274,23 +275,16 @@ def flow_config(scenario: Scenario, timeout_ms: int) -> dict[str, Any]:
     assert scenario.flow is not None
     steps = []
     for step, endpoint in zip(scenario.flow.steps, scenario.endpoints, strict=True):
-        expect = step.expect
         steps.append(
             {
-                # Tags the step's requests: the result's per-step numbers.
-                "name": step.name,
+                **step_checks(step),
                 "method": step.method,
                 "url": scenario.url_for(endpoint),
                 "headers": dict(step.headers),
                 "body": step.body,
-                "thinkMin": step.think[0],
-                "thinkMax": step.think[1],
-                "capture": [{"var": c.var, "kind": c.kind, "source": c.source} for c in step.capture],
-                "expect": None
-                if expect is None
-                else {"status": expect.status, "json": expect.json_path, "equals": expect.equals},
                 # k6 discards bodies (discardResponseBodies): read them only where needed.
-                "readBody": bool(step.capture) or (expect is not None and expect.json_path is not None),
+                "readBody": bool(step.capture)
+                or (step.expect is not None and step.expect.json_path is not None),
             }
         )
     return {"timeoutMs": timeout_ms, "steps": steps, "data": scenario.flow.data}
