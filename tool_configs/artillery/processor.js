@@ -81,14 +81,17 @@ function endpointSecond(name) {
   return [e, b];
 }
 
-function endpointResponse(name, ms, status) {
+function endpointResponse(name, ms, status, failedAs) {
   if (!name) return;
   const [e, b] = endpointSecond(name);
   const us = Math.max(1, Math.round(ms * 1000));
   b.values.set(us, (b.values.get(us) || 0) + 1);
   e.responses += 1;
   if (status !== null) e.codes[status] = (e.codes[status] || 0) + 1;
-  if (status !== null && status >= 400) {
+  if (failedAs) {
+    e.errors[failedAs] = (e.errors[failedAs] || 0) + 1;
+    b.errors += 1;
+  } else if (status !== null && status >= 400) {
     e.errors.non_2xx = (e.errors.non_2xx || 0) + 1;
     b.errors += 1;
   } else {
@@ -381,14 +384,64 @@ async function orchestrateWsSession(context, ee) {
 
 // Artillery's http.response_time is the time to first byte: record the same, exactly.
 // The request's name (Artillery passes the step's request params) is its endpoint.
-function orchestrateAfterResponse(req, res, _context, ee, next) {
+function orchestrateAfterResponse(req, res, context, ee, next) {
   const ttfb = res.timings && res.timings.phases && res.timings.phases.firstByte;
+  const step = flowStep(context, req);
+  const failedAs = step ? flowCheck(step, res, context) : null;
   if (typeof ttfb === 'number') {
     recordLatency(ee, 'http.ttfb', ttfb);
-    if (res.statusCode >= 400) bucket().errors += 1;
-    endpointResponse(req && req.name, ttfb, res.statusCode);
+    if (res.statusCode >= 400 || failedAs) bucket().errors += 1;
+    endpointResponse(req && req.name, ttfb, res.statusCode, failedAs);
   }
   return next();
+}
+
+// ---- flows: Artillery captures and fills {{ var }} itself; we check and pause ----------
+
+function flowStep(context, req) {
+  const flow = context.vars.orchestrate && context.vars.orchestrate.flow;
+  return flow && req ? flow.steps[req.name] || null : null;
+}
+
+function jsonAt(value, path) {
+  for (const key of path.split('.')) {
+    if (Array.isArray(value) && /^[0-9]+$/.test(key) && Number(key) < value.length) {
+      value = value[Number(key)];
+    } else if (value !== null && typeof value === 'object' && key in value) {
+      value = value[key];
+    } else {
+      return undefined;
+    }
+  }
+  return value;
+}
+
+// An expect check of the step that failed ('expect_failed'), else null; also draws the
+// step's think time when it is a range (orchestrateThink sleeps it).
+function flowCheck(step, res, context) {
+  if (step.thinkMax > step.thinkMin) {
+    context.vars._orchestrateThinkMs = 1000 * (step.thinkMin + Math.random() * (step.thinkMax - step.thinkMin));
+  }
+  const expect = step.expect;
+  if (!expect || res.statusCode >= 400) return null;
+  if (expect.status !== null && res.statusCode !== expect.status) return 'expect_failed';
+  if (expect.json !== null) {
+    let body;
+    try {
+      body = JSON.parse(res.body);
+    } catch (err) {
+      body = undefined;
+    }
+    const value = jsonAt(body, expect.json);
+    if (value === undefined || (expect.equals !== null && value !== expect.equals)) return 'expect_failed';
+  }
+  return null;
+}
+
+function orchestrateThink(context, _ee, next) {
+  const ms = context.vars._orchestrateThinkMs || 0;
+  context.vars._orchestrateThinkMs = 0;
+  setTimeout(next, ms);
 }
 
 function leave(context) {
@@ -406,8 +459,16 @@ function orchestrateOnError(err, req, context, _ee, next) {
   return next();
 }
 
+let users = 0;
+
 function orchestrateArrive(context, _ee, next) {
   noteArrival(context.vars.orchestrate);
+  const flow = context.vars.orchestrate.flow;
+  if (flow && flow.data.length) {
+    // The user's data row (per Artillery worker: user N of the worker takes row N mod rows).
+    Object.assign(context.vars, flow.data[users % flow.data.length]);
+    users += 1;
+  }
   context.vars._orchestrateIn = true;
   active += 1;
   bucket();
@@ -432,5 +493,6 @@ module.exports = {
   orchestrateOnError,
   orchestrateArrive,
   orchestrateLeave,
-  orchestrateKeepGoing
+  orchestrateKeepGoing,
+  orchestrateThink
 };

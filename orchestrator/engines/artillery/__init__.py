@@ -53,6 +53,7 @@ from orchestrator.engines import base
 from orchestrator.engines.artillery import output as parser
 from orchestrator.engines.base import Invocation
 from orchestrator.errors import ConfigError
+from orchestrator.flows import Capture, step_checks
 from orchestrator.models import LoadTestResult, Transport
 from orchestrator.process import ToolRun
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario
@@ -181,6 +182,8 @@ def _phase_seconds(value: int | str) -> float:
 def flow_pass_seconds(scenario: Scenario) -> float:
     """Longest time a user can go on after the shape ended: users start no new loop
     then (processor.js), so one loop, whose replies may each time out."""
+    if scenario.flow is not None:
+        return sum(scenario.timeout + s.think[1] for s in scenario.flow.steps)
     if scenario.ws is None:
         return scenario.timeout + scenario.think_time
     per_loop = sum(
@@ -241,6 +244,50 @@ def http_scenarios(scenario: Scenario) -> list[dict[str, Any]]:
     return out
 
 
+def json_path(dotted: str) -> str:
+    """Our dotted path as Artillery's JSONPath: ``a.0.b`` -> ``$.a[0].b``."""
+    parts = [f"[{k}]" if k.isdigit() else f".{k}" for k in dotted.split(".")]
+    return "$" + "".join(parts)
+
+
+def artillery_capture(capture: Capture) -> dict[str, Any]:
+    if capture.json_path is not None:
+        return {"json": json_path(capture.json_path), "as": capture.var}
+    if capture.header is not None:
+        return {"header": capture.header, "as": capture.var}
+    return {"regexp": capture.regex, "group": 1, "as": capture.var}
+
+
+def flow_scenarios(scenario: Scenario) -> list[dict[str, Any]]:
+    """The flow as Artillery steps: its own capture, ``{{ var }}`` templating (the same
+    syntax as ours) and think; a think range and expect checks go through the processor."""
+    assert scenario.flow is not None
+    steps: list[dict[str, Any]] = []
+    for step, endpoint in zip(scenario.flow.steps, scenario.endpoints, strict=True):
+        request = http_request(scenario, endpoint, step.name)
+        if step.capture:
+            request[step.method.lower()]["capture"] = [artillery_capture(c) for c in step.capture]
+        steps.append(request)
+        low, high = step.think
+        if high > 0 and low == high:
+            steps.append({"think": format_think(low)})
+        elif high > 0:
+            # orchestrateAfterResponse drew this step's pause; the function sleeps it.
+            steps.append({"function": "orchestrateThink"})
+    closed = scenario.shape.model == "closed"
+    flow = [{"loop": steps, "whileTrue": "orchestrateKeepGoing"}] if closed else steps
+    return [
+        {
+            "name": scenario.name,
+            "beforeScenario": ["orchestrateArrive"],
+            "afterScenario": ["orchestrateLeave"],
+            "afterResponse": ["orchestrateAfterResponse"],
+            "onError": ["orchestrateOnError"],
+            "flow": flow,
+        }
+    ]
+
+
 def build_script(scenario: Scenario, processor: Path) -> dict[str, Any]:
     """The Artillery script as data (rendered to YAML by :func:`render_script`)."""
     shape = scenario.shape
@@ -258,6 +305,13 @@ def build_script(scenario: Scenario, processor: Path) -> dict[str, Any]:
         parts = urlsplit(scenario.ws_url)
         target = f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
         scenarios = [{"name": scenario.name, "flow": [{"function": "orchestrateWsSession"}]}]
+    elif scenario.flow is not None:
+        target = scenario.base_url
+        scenarios = flow_scenarios(scenario)
+        orchestrate["flow"] = {
+            "steps": {s.name: step_checks(s) for s in scenario.flow.steps},
+            "data": scenario.flow.data,
+        }
     else:
         target = scenario.base_url
         scenarios = http_scenarios(scenario)
