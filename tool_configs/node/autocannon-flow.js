@@ -152,7 +152,8 @@ function flowOptions (flow, requests, recorder) {
       if (timer.unref) timer.unref()
     }
   }
-  return { requests: built, setupClient }
+  // The first request is built before setupClient runs: from the first row.
+  return { requests: built, setupClient, initialContext: rows.length ? { ...rows[0] } : {} }
 }
 
 module.exports = { flowOptions, fill, jsonAt }
