@@ -262,7 +262,8 @@ function runWs() {
 
 // ---- HTTP flows: each VU loops over the steps, carrying captured values ------------------
 
-const FLOW = CONFIG.flow;
+// Only present for a flow scenario.
+const FLOW = CONFIG.flow || null;
 const VARIABLE = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
 
 function fill(text, vars) {

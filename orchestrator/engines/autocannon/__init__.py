@@ -157,7 +157,6 @@ def build_plan(scenario: Scenario, output_path: Path) -> dict[str, Any]:
     return {
         "url": origin_of(scenario.base_url),
         "requests": flow_requests(scenario) if scenario.flow else weighted_requests(scenario),
-        "flow": flow_plan(scenario),
         # What the runner records each request under (by the request's "endpoint" index).
         "endpoints": [
             {"name": name, "method": method, "path": path}
@@ -176,6 +175,8 @@ def build_plan(scenario: Scenario, output_path: Path) -> dict[str, Any]:
         "output": str(output_path),
         "checkpoints": str(output_path.with_name(CHECKPOINTS_NAME)),
         "progress": True,
+        # Only with a flow (autocannon-flow.js): a plain mix's plan stays as it was.
+        **({"flow": flow_plan(scenario)} if scenario.flow is not None else {}),
     }
 
 

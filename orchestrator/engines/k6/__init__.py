@@ -209,12 +209,7 @@ def json_object(payload: str) -> dict[str, Any] | None:
 
 def build_config(scenario: Scenario, max_vus: int | None = None) -> dict[str, Any]:
     """Everything the script needs, as JSON-serialisable data."""
-    config: dict[str, Any] = {
-        "options": build_options(scenario, max_vus),
-        "http": None,
-        "ws": None,
-        "flow": None,
-    }
+    config: dict[str, Any] = {"options": build_options(scenario, max_vus), "http": None, "ws": None}
     timeout_ms = round(scenario.timeout * 1000)
     if scenario.protocol == "ws":
         assert scenario.ws is not None
