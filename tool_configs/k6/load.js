@@ -22,6 +22,9 @@ const wsFailures = new Counter('ws_failures');
 // A flow step whose reply failed a capture or an expect check: its request, already
 // counted, is counted again as failed of that kind (orchestrate's k6 tally).
 const flowFailures = new Counter('flow_failures');
+// Each flow iteration when it ends: its duration (ms, think times included), and for a
+// failed one the step and kind where it ended.
+const flowIteration = new Trend('flow_iteration', true);
 
 // Monotonic, sub-millisecond clock (Date.now() has only whole milliseconds).
 const clock = () => exec.instance.currentTestRunDuration;
@@ -339,6 +342,7 @@ function pause(step) {
 function runFlow() {
   const rows = FLOW.data;
   const vars = rows.length ? Object.assign({}, rows[(exec.vu.idInTest - 1) % rows.length]) : {};
+  const startedAt = clock();
   for (const step of FLOW.steps) {
     const res = http.request(step.method, fill(step.url, vars), fill(step.body, vars), {
       headers: Object.fromEntries(Object.entries(step.headers).map(([k, v]) => [fill(k, vars), fill(v, vars)])),
@@ -350,11 +354,14 @@ function runFlow() {
     const kind = check(step, res, vars);
     if (kind !== null) flowFailures.add(1, { name: step.name, kind: kind });
     if (failed || kind !== null) {
+      const why = kind !== null ? kind : res.status === 0 ? 'no_response' : 'non_2xx';
+      flowIteration.add(clock() - startedAt, { outcome: 'failed', step: step.name, kind: why });
       pause(step);
       return;
     }
     pause(step);
   }
+  flowIteration.add(clock() - startedAt, { outcome: 'completed' });
 }
 
 export default function () {

@@ -33,10 +33,11 @@ METRIC_PREFIX = b'{"type":"Metric"'
 # (k6 stamps requests at their end and writes them nearly in order).
 WINDOW_S = 10
 
-HTTP, RTT, FAILURE, VUS, VUS_MAX, DROPPED, SESSIONS, SESSION_LEN, COUNTER, FLOW = range(10)
+HTTP, RTT, FAILURE, VUS, VUS_MAX, DROPPED, SESSIONS, SESSION_LEN, COUNTER, FLOW, ITER = range(11)
 KINDS: dict[str, int] = {
     "http_req_duration": HTTP,
     "flow_failures": FLOW,
+    "flow_iteration": ITER,
     "ws_rtt": RTT,
     "ws_failures": FAILURE,
     "vus": VUS,
@@ -157,6 +158,8 @@ class StreamReader:
             self._add_failure(sec, int(value), tags)
         elif kind == FLOW:
             self._add_flow_failure(sec, int(value), tags)
+        elif kind == ITER:
+            self._add_iteration(value, tags)
         else:
             self._add_other(kind, name, sec, value, tags)
 
@@ -195,6 +198,14 @@ class StreamReader:
         if tags.get("phase") == "connect":
             self.tally.connect_failures += n
         self.count(named, sec, True, n)
+
+    def _add_iteration(self, value_ms: float, tags: dict[str, str]) -> None:
+        tally = self.tally
+        if tags.get("outcome") == "completed":
+            tally.flow_completed += 1
+            hdr.record_ms(tally.flow_time, value_ms)
+        else:
+            tally.flow_failed[(tags.get("step", "?"), tags.get("kind", "other"))] += 1
 
     def _add_flow_failure(self, sec: int, n: int, tags: dict[str, str]) -> None:
         # A flow step's answered request (counted a success) whose capture or expect check
