@@ -99,6 +99,7 @@ function flowOptions (flow, requests, recorder) {
       ...request,
       setupRequest: (req, context) => {
         if (context.__stop) return null
+        if (index === 0) context.__startedMs = Date.now()
         const path = fill(request.path, context)
         const body = fill(request.body, context)
         const headers = {}
@@ -119,8 +120,15 @@ function flowOptions (flow, requests, recorder) {
         recorder.answered = request.endpoint
         const kind = check(step, status, body, context, headers || {})
         recorder.override = kind
-        if (kind !== null || status >= 400) context.__stop = true
-        if (step.thinkMax > 0) context.__pauseMs = thinkMs(step)
+        const pauseMs = step.thinkMax > 0 ? thinkMs(step) : 0
+        if (pauseMs) context.__pauseMs = pauseMs
+        if (kind !== null || status >= 400) {
+          context.__stop = true
+          recorder.flowFailed(step.name, kind || 'non_2xx')
+        } else if (index === requests.length - 1) {
+          // The iteration ends when the user's last pause does (the next one starts then).
+          recorder.flowDone(Date.now() - context.__startedMs + pauseMs)
+        }
       }
     }
   })
@@ -136,9 +144,14 @@ function flowOptions (flow, requests, recorder) {
       iterator.rebuildRequest()
     }
     // A failure names no request: with pipelining 1 it is the one in flight.
-    const failing = () => { recorder.failing = iterator.currentRequest.endpoint || 0 }
-    client.on('timeout', failing)
-    client.on('connError', failing)
+    const failing = (kind) => () => {
+      const index = iterator.currentRequest.endpoint || 0
+      recorder.failing = index
+      if (!iterator.context.__stop) recorder.flowFailed(flow.steps[index].name, kind)
+      iterator.context.__stop = true
+    }
+    client.on('timeout', failing('timeout'))
+    client.on('connError', failing('connection_error'))
     const send = client._doRequest
     client._doRequest = function () {
       const ms = iterator.context.__pauseMs

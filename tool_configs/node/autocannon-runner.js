@@ -185,6 +185,8 @@ class Recorder {
     // Endpoint of the response or failure autocannon reports next (see attributed).
     this.answered = 0
     this.override = null
+    // A flow's iterations (autocannon-flow.js): completed ones' durations, failed by step.
+    this.flow = { completed: 0, failed: {}, histogram: null }
     this.failing = 0
     this.autocannon = null
     this.failure = null
@@ -273,8 +275,21 @@ class Recorder {
     this.endpoints[this.failing].reqError(t, kind)
   }
 
+  flowDone (ms) {
+    if (!this.flow.histogram) this.flow.histogram = newHistogram()
+    this.flow.completed++
+    this.flow.histogram.recordValue(toMicros(ms))
+  }
+
+  flowFailed (step, kind) {
+    const byKind = this.flow.failed[step] || (this.flow.failed[step] = {})
+    byKind[kind] = (byKind[kind] || 0) + 1
+  }
+
   snapshot () {
+    const f = this.flow
     return {
+      flow: { completed: f.completed, failed: f.failed, histogram: f.histogram ? hdr.encodeIntoCompressedBase64(f.histogram) : null },
       ...this.total.snapshot(),
       endpoints: this.endpoints.map((e) => e.snapshot()),
       autocannon: this.autocannon
@@ -491,8 +506,25 @@ function buildStep (index, spec, startMs, endMs, parts, failures) {
     ...summarise(parts),
     endpoints,
     autocannon: sumCounters(parts.map((p) => p.autocannon).filter(Boolean)),
+    flow: mergeFlows(parts.map((p) => p.flow).filter(Boolean)),
     failures
   }
+}
+
+// The flow iterations of a step's threads, merged exactly.
+function mergeFlows (flows) {
+  const out = { completed: 0, failed: {}, histogram: null }
+  const whole = newHistogram()
+  for (const f of flows) {
+    out.completed += f.completed
+    for (const [step, kinds] of Object.entries(f.failed)) {
+      const into = out.failed[step] || (out.failed[step] = {})
+      for (const [kind, n] of Object.entries(kinds)) addCount(into, kind, n)
+    }
+    if (f.histogram) whole.add(hdr.decodeFromCompressedBase64(f.histogram))
+  }
+  if (out.completed > 0) out.histogram = hdr.encodeIntoCompressedBase64(whole)
+  return out
 }
 
 function writeOutput (complete) {

@@ -17,15 +17,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from orchestrator import histogram as hdr
 from orchestrator import tools
 from orchestrator.engines import base
 from orchestrator.engines.autocannon import output as parser
 from orchestrator.engines.base import Invocation
 from orchestrator.errors import ConfigError
+from orchestrator.flow_result import FlowStats, flow_stats
 from orchestrator.flows import step_checks
 from orchestrator.models import LoadTestResult, Transport
 from orchestrator.process import ToolRun
@@ -214,10 +217,32 @@ def prepare(scenario: Scenario, workdir: Path) -> Invocation:
 
 
 def parse(scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult:
-    return parser.parse_output(
+    result = parser.parse_output(
         scenario,
         invocation.output_path,
         run=run,
         tool_version=version(),
         checkpoints=invocation.output_path.with_name(CHECKPOINTS_NAME),
     )
+    if scenario.flow is None or not invocation.output_path.is_file():
+        return result
+    return result.model_copy(update={"flow": flow_of(scenario, invocation.output_path)})
+
+
+def flow_of(scenario: Scenario, output_path: Path) -> FlowStats:
+    """The flow's iterations, from each step record's ``flow`` (autocannon-flow.js)."""
+    assert scenario.flow is not None
+    steps = json.loads(output_path.read_text(encoding="utf-8")).get("steps") or []
+    completed = 0
+    failed: Counter[tuple[str, str]] = Counter()
+    histograms = []
+    for step in steps:
+        flow = step.get("flow") or {}
+        completed += int(flow.get("completed") or 0)
+        for name, kinds in (flow.get("failed") or {}).items():
+            for kind, n in kinds.items():
+                failed[(name, kind)] += int(n)
+        if flow.get("histogram"):
+            histograms.append(flow["histogram"])
+    names = [s.name for s in scenario.flow.steps]
+    return flow_stats(names, completed, failed, hdr.merge(histograms) if histograms else None)
