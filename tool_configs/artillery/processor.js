@@ -107,10 +107,24 @@ function endpointFailure(name, err) {
   b.errors += 1;
 }
 
+// A flow's iterations in this worker: completed ones' durations (us -> count), failed
+// ones by step and kind.
+const flowIterations = { completed: 0, failed: {}, values: new Map() };
+
+function flowFailed(name, kind) {
+  const byKind = flowIterations.failed[name] || (flowIterations.failed[name] = {});
+  byKind[kind] = (byKind[kind] || 0) + 1;
+}
+
 function dump() {
   if (!DATA_DIR) return;
   const out = {
     version: 1,
+    flow: {
+      completed: flowIterations.completed,
+      failed: flowIterations.failed,
+      values: [...flowIterations.values.entries()]
+    },
     pid: process.pid,
     thread: threadId,
     counters,
@@ -388,6 +402,7 @@ function orchestrateAfterResponse(req, res, context, ee, next) {
   const ttfb = res.timings && res.timings.phases && res.timings.phases.firstByte;
   const step = flowStep(context, req);
   const failedAs = step ? flowCheck(step, res, context) : null;
+  if (step) flowProgress(step, req.name, res.statusCode >= 400 ? 'non_2xx' : failedAs, context);
   if (typeof ttfb === 'number') {
     recordLatency(ee, 'http.ttfb', ttfb);
     if (res.statusCode >= 400 || failedAs) bucket().errors += 1;
@@ -438,6 +453,31 @@ function flowCheck(step, res, context) {
   return null;
 }
 
+// Artillery goes on with the next steps after a failed one: the iteration is counted as
+// failed at its first failed step, and as completed only when none failed.
+function flowProgress(step, name, failedAs, context) {
+  const vars = context.vars;
+  if (failedAs) {
+    if (!vars._flowFailed) flowFailed(name, failedAs);
+    vars._flowFailed = true;
+  } else if (step.last && !vars._flowFailed) {
+    // It ends when the user's last pause does (the next iteration starts then).
+    const pauseMs = step.thinkMax > step.thinkMin ? vars._orchestrateThinkMs : 1000 * step.thinkMin;
+    const us = Math.max(1, Math.round((Date.now() - vars._flowStart + pauseMs) * 1000));
+    flowIterations.completed += 1;
+    flowIterations.values.set(us, (flowIterations.values.get(us) || 0) + 1);
+  }
+}
+
+function orchestrateBeforeRequest(req, context, _ee, next) {
+  const step = flowStep(context, req);
+  if (step && step.index === 0) {
+    context.vars._flowStart = Date.now();
+    context.vars._flowFailed = false;
+  }
+  return next();
+}
+
 function orchestrateThink(context, _ee, next) {
   const ms = context.vars._orchestrateThinkMs || 0;
   context.vars._orchestrateThinkMs = 0;
@@ -453,6 +493,8 @@ function leave(context) {
 
 // A request that got no response (refused, reset, timed out): Artillery ends the user.
 function orchestrateOnError(err, req, context, _ee, next) {
+  const step = flowStep(context, req);
+  if (step && !context.vars._flowFailed) flowFailed(req.name, (err && err.code) || 'other');
   recordFailure();
   endpointFailure(req && req.name, err);
   leave(context);
@@ -494,5 +536,6 @@ module.exports = {
   orchestrateArrive,
   orchestrateLeave,
   orchestrateKeepGoing,
-  orchestrateThink
+  orchestrateThink,
+  orchestrateBeforeRequest
 };

@@ -39,20 +39,24 @@ bare ``0.5`` as 0.5 ms.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
+from orchestrator import histogram as hdr
 from orchestrator import tools
 from orchestrator.engines import base
 from orchestrator.engines.artillery import output as parser
 from orchestrator.engines.base import Invocation
 from orchestrator.errors import ConfigError
+from orchestrator.flow_result import FlowStats, flow_stats
 from orchestrator.flows import Capture, step_checks
 from orchestrator.models import LoadTestResult, Transport
 from orchestrator.process import ToolRun
@@ -281,6 +285,7 @@ def flow_scenarios(scenario: Scenario) -> list[dict[str, Any]]:
             "name": scenario.name,
             "beforeScenario": ["orchestrateArrive"],
             "afterScenario": ["orchestrateLeave"],
+            "beforeRequest": ["orchestrateBeforeRequest"],
             "afterResponse": ["orchestrateAfterResponse"],
             "onError": ["orchestrateOnError"],
             "flow": flow,
@@ -309,7 +314,10 @@ def build_script(scenario: Scenario, processor: Path) -> dict[str, Any]:
         target = scenario.base_url
         scenarios = flow_scenarios(scenario)
         orchestrate["flow"] = {
-            "steps": {s.name: step_checks(s) for s in scenario.flow.steps},
+            "steps": {
+                s.name: {**step_checks(s), "index": i, "last": i == len(scenario.flow.steps) - 1}
+                for i, s in enumerate(scenario.flow.steps)
+            },
             "data": scenario.flow.data,
         }
     else:
@@ -390,10 +398,33 @@ def prepare(scenario: Scenario, workdir: Path) -> Invocation:
 
 
 def parse(scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult:
-    return parser.parse_output(
+    result = parser.parse_output(
         scenario,
         invocation.output_path,
         invocation.workdir / DATA_DIR_NAME,
         run=run,
         tool_version=version(),
     )
+    if scenario.flow is None:
+        return result
+    return result.model_copy(update={"flow": flow_of(scenario, invocation.workdir / DATA_DIR_NAME)})
+
+
+def flow_of(scenario: Scenario, data_dir: Path) -> FlowStats:
+    """The flow's iterations, summed over the processor's per-worker files."""
+    assert scenario.flow is not None
+    completed = 0
+    failed: Counter[tuple[str, str]] = Counter()
+    histogram = hdr.new_histogram()
+    for path in sorted(data_dir.glob("*.json")):
+        try:
+            flow = json.loads(path.read_text(encoding="utf-8")).get("flow") or {}
+        except (OSError, ValueError):
+            continue  # the result's own parser reports unreadable worker files
+        completed += int(flow.get("completed") or 0)
+        for name, kinds in (flow.get("failed") or {}).items():
+            for kind, n in kinds.items():
+                failed[(name, kind)] += int(n)
+        hdr.add_buckets(histogram, ((int(us), int(n)) for us, n in flow.get("values") or []))
+    names = [s.name for s in scenario.flow.steps]
+    return flow_stats(names, completed, failed, histogram)
