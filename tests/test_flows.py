@@ -148,6 +148,12 @@ def test_same_flow_same_counts_on_every_engine(reference_target: Any, tmp_path: 
             assert steps[name].failed_requests == 0, (tool, name, steps[name].errors)
             assert set(steps[name].status_codes) == {"200"}, (tool, name)
         iterations[tool] = counts[2]
+        # Per flow: each iteration that got through the last step completed, none failed.
+        assert result.flow is not None
+        assert result.flow.iterations_completed == counts[2], (tool, result.flow)
+        assert result.flow.iterations_failed == 0
+        assert result.flow.iteration_time.p95 is not None
+        assert result.flow.iteration_time.p50 >= 500  # the 0.5 s pause is in every iteration
     # Within one iteration per user; Artillery brings its users in over its first second
     # (arrivals), which at 0.5 s a pass costs each of them up to two more.
     assert abs(iterations["autocannon"] - iterations["k6"]) <= users, iterations
@@ -166,14 +172,16 @@ def test_a_failed_capture_is_the_steps_error(
     steps = steps_of(result)
     session = steps["session-start"]
     assert session.total_requests > 0
+    # The result says which step and why.
+    assert result.flow is not None
+    assert result.flow.iterations_completed == 0
+    assert [(f.step, f.kind) for f in result.flow.failures] == [("session-start", "capture_failed")]
     if tool == "artillery":
         # Artillery's own capture ends the user at its first failed capture: each user
         # got to session-start once, and no further.
         assert session.total_requests <= 2
-        assert steps["livekit-token"].total_requests == 0
-    else:
-        assert session.errors == {"capture_failed": session.total_requests}
-        assert steps["livekit-token"].total_requests == 0
+    assert session.errors == {"capture_failed": session.total_requests}
+    assert steps["livekit-token"].total_requests == 0
 
 
 @pytest.mark.parametrize(

@@ -437,17 +437,37 @@ function flowCheck(step, res, context) {
   if (step.thinkMax > step.thinkMin) {
     context.vars._orchestrateThinkMs = 1000 * (step.thinkMin + Math.random() * (step.thinkMax - step.thinkMin));
   }
+  if (res.statusCode >= 400) return null;
+  let body;
+  const parsed = () => {
+    if (body === undefined) {
+      try {
+        body = JSON.parse(res.body);
+      } catch (err) {
+        body = null;
+      }
+    }
+    return body;
+  };
+  // Artillery captures the values itself (and ends the user when one is missing): the
+  // same rules are looked at here only to name the step's error.
+  for (const rule of step.capture) {
+    let value;
+    if (rule.kind === 'json') {
+      value = jsonAt(parsed(), rule.source);
+    } else if (rule.kind === 'header') {
+      value = res.headers && res.headers[rule.source.toLowerCase()];
+    } else {
+      const match = new RegExp(rule.source).exec(String(res.body));
+      value = match ? match[1] : undefined;
+    }
+    if (value === undefined || value === null || typeof value === 'object') return 'capture_failed';
+  }
   const expect = step.expect;
-  if (!expect || res.statusCode >= 400) return null;
+  if (!expect) return null;
   if (expect.status !== null && res.statusCode !== expect.status) return 'expect_failed';
   if (expect.json !== null) {
-    let body;
-    try {
-      body = JSON.parse(res.body);
-    } catch (err) {
-      body = undefined;
-    }
-    const value = jsonAt(body, expect.json);
+    const value = jsonAt(parsed(), expect.json);
     if (value === undefined || (expect.equals !== null && value !== expect.equals)) return 'expect_failed';
   }
   return null;
