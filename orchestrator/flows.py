@@ -236,6 +236,16 @@ def step_checks(step: FlowStep) -> dict[str, Any]:
     }
 
 
+SECRET_COLUMN = re.compile(r"pass|secret|token|key|credential|auth", re.IGNORECASE)
+
+
+def secret_values(flow: Flow) -> list[str]:
+    """Data values of columns named like secrets (password, api_key, ...): masked in
+    everything saved (the plan, the tools' saved configs)."""
+    columns = [c for c in (flow.data[0] if flow.data else {}) if SECRET_COLUMN.search(c)]
+    return [row[c] for row in flow.data for c in columns if row[c]]
+
+
 def json_at(value: Any, path: str) -> Any:
     """The value at a dotted path (list indexes as numbers), else None."""
     for key in path.split("."):

@@ -209,3 +209,25 @@ def test_think_times_pace_the_users(reference_target: Any, tmp_path: Path, tool:
     assert sum(inner) / len(inner) == pytest.approx(10.0, rel=0.10), inner
     assert result.flow is not None
     assert result.flow.iteration_time.p50 == pytest.approx(2000, rel=0.10)
+
+
+def test_secret_data_columns_are_masked_in_saved_configs(tmp_path: Path) -> None:
+    scenario = plan(tmp_path, flow_yaml("http://127.0.0.1:8000"), "k6")
+    invocation = k6.prepare(scenario, tmp_path / "out")
+    try:
+        saved = invocation.saved_configs[0].read_text(encoding="utf-8")
+        real = next(invocation.private_dir.iterdir()).read_text(encoding="utf-8")  # type: ignore[union-attr]
+    finally:
+        import shutil
+
+        shutil.rmtree(invocation.private_dir or tmp_path / "none", ignore_errors=True)
+    assert "TestPassword123!" in real  # the tool gets the value...
+    assert "TestPassword123!" not in saved  # ...the report folder never does
+    assert "test@example.com" in saved
+
+
+def test_autocannon_flows_need_pipelining_1(tmp_path: Path) -> None:
+    data = flow_yaml("http://127.0.0.1:8000", pipelining=4)
+    scenario = plan(tmp_path, data, "autocannon")
+    with pytest.raises(ConfigError, match="pipelining must be 1"):
+        autocannon.check_scenario(scenario)
