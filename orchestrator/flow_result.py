@@ -61,9 +61,6 @@ def flow_stats(
     histogram: HdrHistogram | None,
 ) -> FlowStats:
     """The flow's numbers from an engine's counts; ``failed``: (step, kind) -> iterations."""
-    # Here, not at the top: orchestrator.models imports this module for LoadTestResult.flow.
-    from orchestrator import histogram as hdr
-
     counted = histogram is not None and histogram.get_total_count() > 0
     failures = [
         FlowFailure(step=step, kind=kind, iterations=n)
@@ -76,11 +73,24 @@ def flow_stats(
         iterations=completed + total_failed,
         iterations_completed=completed,
         iterations_failed=total_failed,
-        iteration_time=IterationTime.model_validate(
-            hdr.summarize(histogram).model_dump(include=set(IterationTime.model_fields))
-        )
-        if counted and histogram
-        else IterationTime(),
-        histogram=hdr.encode(histogram) if counted and histogram else None,
+        iteration_time=_summary(histogram) if counted and histogram else IterationTime(),
+        histogram=histogram.encode().decode("ascii") if counted and histogram else None,
         failures=failures,
+    )
+
+
+def _summary(histogram: HdrHistogram) -> IterationTime:
+    # hdrh directly: orchestrator.histogram imports the result models, which import this.
+    def ms(value_us: float) -> float:
+        return round(value_us / 1000.0, 3)
+
+    percentile = histogram.get_value_at_percentile
+    return IterationTime(
+        min=ms(histogram.get_min_value()),
+        max=ms(histogram.get_max_value()),
+        mean=ms(histogram.get_mean_value()),
+        p50=ms(percentile(50)),
+        p90=ms(percentile(90)),
+        p95=ms(percentile(95)),
+        p99=ms(percentile(99)),
     )

@@ -39,25 +39,21 @@ bare ``0.5`` as 0.5 ms.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
-from orchestrator import histogram as hdr
 from orchestrator import tools
 from orchestrator.engines import base
 from orchestrator.engines.artillery import output as parser
+from orchestrator.engines.artillery.flow import flow_of, flow_scenarios, flow_variables
 from orchestrator.engines.base import Invocation
 from orchestrator.errors import ConfigError
-from orchestrator.flow_result import FlowStats, flow_stats
-from orchestrator.flows import Capture, step_checks
 from orchestrator.models import LoadTestResult, Transport
 from orchestrator.process import ToolRun
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario
@@ -248,51 +244,6 @@ def http_scenarios(scenario: Scenario) -> list[dict[str, Any]]:
     return out
 
 
-def json_path(dotted: str) -> str:
-    """Our dotted path as Artillery's JSONPath: ``a.0.b`` -> ``$.a[0].b``."""
-    parts = [f"[{k}]" if k.isdigit() else f".{k}" for k in dotted.split(".")]
-    return "$" + "".join(parts)
-
-
-def artillery_capture(capture: Capture) -> dict[str, Any]:
-    if capture.json_path is not None:
-        return {"json": json_path(capture.json_path), "as": capture.var}
-    if capture.header is not None:
-        return {"header": capture.header, "as": capture.var}
-    return {"regexp": capture.regex, "group": 1, "as": capture.var}
-
-
-def flow_scenarios(scenario: Scenario) -> list[dict[str, Any]]:
-    """The flow as Artillery steps: its own capture, ``{{ var }}`` templating (the same
-    syntax as ours) and think; a think range and expect checks go through the processor."""
-    assert scenario.flow is not None
-    steps: list[dict[str, Any]] = []
-    for step, endpoint in zip(scenario.flow.steps, scenario.endpoints, strict=True):
-        request = http_request(scenario, endpoint, step.name)
-        if step.capture:
-            request[step.method.lower()]["capture"] = [artillery_capture(c) for c in step.capture]
-        steps.append(request)
-        low, high = step.think
-        if high > 0 and low == high:
-            steps.append({"think": format_think(low)})
-        elif high > 0:
-            # orchestrateAfterResponse drew this step's pause; the function sleeps it.
-            steps.append({"function": "orchestrateThink"})
-    closed = scenario.shape.model == "closed"
-    flow = [{"loop": steps, "whileTrue": "orchestrateKeepGoing"}] if closed else steps
-    return [
-        {
-            "name": scenario.name,
-            "beforeScenario": ["orchestrateArrive"],
-            "afterScenario": ["orchestrateLeave"],
-            "beforeRequest": ["orchestrateBeforeRequest"],
-            "afterResponse": ["orchestrateAfterResponse"],
-            "onError": ["orchestrateOnError"],
-            "flow": flow,
-        }
-    ]
-
-
 def build_script(scenario: Scenario, processor: Path) -> dict[str, Any]:
     """The Artillery script as data (rendered to YAML by :func:`render_script`)."""
     shape = scenario.shape
@@ -313,13 +264,7 @@ def build_script(scenario: Scenario, processor: Path) -> dict[str, Any]:
     elif scenario.flow is not None:
         target = scenario.base_url
         scenarios = flow_scenarios(scenario)
-        orchestrate["flow"] = {
-            "steps": {
-                s.name: {**step_checks(s), "index": i, "last": i == len(scenario.flow.steps) - 1}
-                for i, s in enumerate(scenario.flow.steps)
-            },
-            "data": scenario.flow.data,
-        }
+        orchestrate["flow"] = flow_variables(scenario)
     else:
         target = scenario.base_url
         scenarios = http_scenarios(scenario)
@@ -408,23 +353,3 @@ def parse(scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestR
     if scenario.flow is None:
         return result
     return result.model_copy(update={"flow": flow_of(scenario, invocation.workdir / DATA_DIR_NAME)})
-
-
-def flow_of(scenario: Scenario, data_dir: Path) -> FlowStats:
-    """The flow's iterations, summed over the processor's per-worker files."""
-    assert scenario.flow is not None
-    completed = 0
-    failed: Counter[tuple[str, str]] = Counter()
-    histogram = hdr.new_histogram()
-    for path in sorted(data_dir.glob("*.json")):
-        try:
-            flow = json.loads(path.read_text(encoding="utf-8")).get("flow") or {}
-        except (OSError, ValueError):
-            continue  # the result's own parser reports unreadable worker files
-        completed += int(flow.get("completed") or 0)
-        for name, kinds in (flow.get("failed") or {}).items():
-            for kind, n in kinds.items():
-                failed[(name, kind)] += int(n)
-        hdr.add_buckets(histogram, ((int(us), int(n)) for us, n in flow.get("values") or []))
-    names = [s.name for s in scenario.flow.steps]
-    return flow_stats(names, completed, failed, histogram)
