@@ -10,9 +10,10 @@ seed the variables. Every engine runs the same flow; the values stay data (JSON 
 given to the tool), never code or a shell word.
 
 Failure kinds of a step (its errors in the result): ``capture_failed`` when a capture rule
-found nothing in the reply, ``expect_failed`` when an ``expect`` check did not hold, and
-``missing_variable`` when a step needs a variable no earlier step captured (the step is
-not sent; the iteration starts again).
+found nothing in the reply, ``expect_failed`` when an ``expect`` check did not hold. Either
+ends the iteration at that step: the steps that depend on it are not sent (never counted
+as requests that did not happen), and the result's ``flow.failures`` names the step and
+the kind. A step using a variable nothing sets is refused before anything starts.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from orchestrator.errors import ConfigError
 
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-ERROR_KINDS = ("capture_failed", "expect_failed", "missing_variable")
+ERROR_KINDS = ("capture_failed", "expect_failed")
 # A CSV of per-user data is read whole into the plan: keep it to a size a config may hold.
 MAX_DATA_ROWS = 100_000
 

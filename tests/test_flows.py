@@ -231,3 +231,31 @@ def test_autocannon_flows_need_pipelining_1(tmp_path: Path) -> None:
     scenario = plan(tmp_path, data, "autocannon")
     with pytest.raises(ConfigError, match="pipelining must be 1"):
         autocannon.check_scenario(scenario)
+
+
+def test_the_target_refuses_a_session_it_did_not_issue(reference_target: Any) -> None:
+    import urllib.error
+    import urllib.request
+
+    def post(path: str, body: dict[str, Any], token: str | None = None) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(
+            reference_target.url + path, json.dumps(body).encode(), headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, None
+
+    _, login = post(
+        "/api/auth/login", {"email": "test@example.com", "password": "TestPassword123!"}
+    )
+    token = login["token"]
+    _, session = post("/api/session/start", {}, token)
+    assert post("/api/livekit/token", {"sessionId": session["sessionId"]}, token)[0] == 200
+    assert post("/api/livekit/token", {"sessionId": 10**9}, token)[0] == 403
+    assert post("/api/livekit/token", {"sessionId": "{{sid}}"}, token)[0] == 403
+    assert post("/api/livekit/token", {"room": "r1"}, token)[0] == 200  # none given: as before
