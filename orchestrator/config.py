@@ -39,6 +39,7 @@ from orchestrator.config_requests import (
 )
 from orchestrator.db_config import DatabaseConfig, DatabaseLoadConfig
 from orchestrator.errors import ConfigError
+from orchestrator.flows import FlowConfig
 from orchestrator.models import Transport
 from orchestrator.redact import remember_secret
 from orchestrator.scenarios import LoadShape
@@ -129,6 +130,9 @@ class ScenarioConfig(DatabaseLoadConfig):
     ramp: float | None = Field(default=None, ge=0, description="Shorthand: seconds from 0 up.")
     hold: float | None = Field(default=None, gt=0, description="Shorthand: seconds at full load.")
     ws: WsFlowConfig | None = None
+    flow: FlowConfig | None = Field(
+        default=None, description="A user journey of steps, looped for the whole shape."
+    )
     ws_message_rate: float | None = Field(
         default=None,
         gt=0,
@@ -156,6 +160,8 @@ class ScenarioConfig(DatabaseLoadConfig):
             raise ValueError("the shorthand needs both users and hold (ramp is optional)")
         if self.ramp is not None and self.users is None:
             raise ValueError("ramp needs users and hold")
+        if self.flow is not None and self.endpoints is not None:
+            raise ValueError("give either flow or endpoints, not both")
         return self
 
     def load_shape(self) -> LoadShape | None:

@@ -35,7 +35,10 @@ def log_in(login: LoginConfig, base_url: str) -> str:
 
 
 def with_headers(scenario: Scenario, headers: dict[str, str]) -> Scenario:
-    """The scenario with ``headers`` added to every request and WebSocket connect."""
+    """The scenario with ``headers`` added to every request and WebSocket connect; a flow
+    is left as it is (it logs in itself and carries its own token)."""
+    if scenario.flow is not None:
+        return scenario
     endpoints = [
         e.model_copy(update={"headers": {**e.headers, **headers}}) for e in scenario.endpoints
     ]

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from orchestrator.conclusions.models import LeakReport
 from orchestrator.db_models import DatabaseLimit
+from orchestrator.flow_result import FlowStats
 from orchestrator.model_base import LatencySource, Model, Status, Transport, WorkloadModel
 from orchestrator.pool_models import PoolFigure, PoolMetrics, PoolSample
 
@@ -359,6 +360,9 @@ class LoadTestResult(Model):
     shards: list[ShardSummary] = Field(
         default_factory=list,
         description="A sharded run's k6 instances; the result's numbers merge them exactly.",
+    )
+    flow: FlowStats | None = Field(
+        default=None, description="A user journey's iterations (its steps are the endpoints)."
     )
     started_at: datetime
     ended_at: datetime

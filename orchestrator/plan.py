@@ -169,7 +169,13 @@ def plan_scenario(
     tool = spec.tool or default_engine(protocol)
     fields: dict[str, Any] = {k: v for k in PASSED_THROUGH if (v := getattr(spec, k)) is not None}
     fields.update(name=name, protocol=protocol, shape=shape, base_url=config.target.base_url)
-    if protocol == "http":
+    if protocol == "http" and spec.flow is not None:
+        from orchestrator.flow_plan import flow_endpoints, resolve_flow
+
+        folder = config.source.parent if config.source is not None else Path.cwd()
+        fields["flow"] = resolve_flow(name, spec.flow, dict(config.endpoints), folder)
+        fields["endpoints"] = flow_endpoints(fields["flow"])
+    elif protocol == "http":
         fields["endpoints"] = _endpoints(name, spec, config)
     elif protocol == "ws":
         flow = spec.ws or config.ws

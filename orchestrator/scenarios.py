@@ -16,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.db_models import QueryType
+from orchestrator.flows import Flow
 from orchestrator.models import Transport, WorkloadModel
 
 
@@ -183,6 +184,9 @@ class Scenario(Strict):
     base_url: str
     endpoints: list[Endpoint] = Field(default_factory=list)
     ws: WsFlow | None = None
+    flow: Flow | None = Field(
+        default=None, description="A user journey: its steps are the endpoints, in order."
+    )
     shape: LoadShape
     pipelining: int = Field(default=1, ge=1, le=128)
     workers: int = Field(default=0, ge=0, le=64, description="autocannon worker threads.")
@@ -246,6 +250,8 @@ class Scenario(Strict):
     def check_protocol_parts(self) -> Scenario:
         if self.protocol == "http" and not self.endpoints:
             raise ValueError("an http scenario needs at least one endpoint")
+        if self.flow is not None and self.protocol != "http":
+            raise ValueError("a flow is for http scenarios")
         if self.protocol == "ws" and self.ws is None:
             raise ValueError("a ws scenario needs a 'ws' flow")
         database_only = ("query_type", "query_weights", "sql_files", "stop_when_p95",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol as TypingProtocol
 
+from orchestrator.flows import secret_values
 from orchestrator.models import LoadTestResult, Transport
 from orchestrator.process import ToolRun
 from orchestrator.redact import SECRET_HEADERS, redact_text
@@ -130,4 +131,6 @@ def scenario_secrets(scenario: Scenario) -> tuple[str, ...]:
         headers.append(scenario.ws.headers)
     for group in headers:
         values.extend(v for k, v in group.items() if k.lower() in SECRET_HEADERS)
+    if scenario.flow is not None:
+        values.extend(secret_values(scenario.flow))
     return tuple(v for v in values if v)

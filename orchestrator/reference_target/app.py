@@ -36,6 +36,7 @@ from orchestrator.reference_target.faults import (
     TargetSettings,
     error_response,
 )
+from orchestrator.reference_target.sessions import session_refusal
 from orchestrator.reference_target.tokens import sign_token, verify_token
 
 LOG = logging.getLogger(__name__)
@@ -131,6 +132,9 @@ class ReferenceTarget:
         if not allowed:
             return error_response(401, "missing or invalid bearer token")
         data = await _json_object(request) or {}
+        refusal = await run_in_threadpool(session_refusal, self.db, data, subject)
+        if refusal is not None:
+            return error_response(403, refusal)
         room = data.get("room") if isinstance(data.get("room"), str) else None
         room = room or f"room-{secrets.token_hex(4)}"
         identity = data.get("identity") if isinstance(data.get("identity"), str) else None

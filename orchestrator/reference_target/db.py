@@ -168,6 +168,14 @@ class Database:
                 (user_email, time.time()),
             )
 
+    def session_owner(self, session_id: int) -> tuple[str | None] | None:
+        """(user email,) of an issued session, else None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT user_email FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+        return None if row is None else (row[0],)
+
     def insert_transcription(self, text: str, words: int) -> int:
         with self._lock:
             return self._insert(

@@ -81,14 +81,17 @@ function endpointSecond(name) {
   return [e, b];
 }
 
-function endpointResponse(name, ms, status) {
+function endpointResponse(name, ms, status, failedAs) {
   if (!name) return;
   const [e, b] = endpointSecond(name);
   const us = Math.max(1, Math.round(ms * 1000));
   b.values.set(us, (b.values.get(us) || 0) + 1);
   e.responses += 1;
   if (status !== null) e.codes[status] = (e.codes[status] || 0) + 1;
-  if (status !== null && status >= 400) {
+  if (failedAs) {
+    e.errors[failedAs] = (e.errors[failedAs] || 0) + 1;
+    b.errors += 1;
+  } else if (status !== null && status >= 400) {
     e.errors.non_2xx = (e.errors.non_2xx || 0) + 1;
     b.errors += 1;
   } else {
@@ -104,10 +107,24 @@ function endpointFailure(name, err) {
   b.errors += 1;
 }
 
+// A flow's iterations in this worker: completed ones' durations (us -> count), failed
+// ones by step and kind.
+const flowIterations = { completed: 0, failed: {}, values: new Map() };
+
+function flowFailed(name, kind) {
+  const byKind = flowIterations.failed[name] || (flowIterations.failed[name] = {});
+  byKind[kind] = (byKind[kind] || 0) + 1;
+}
+
 function dump() {
   if (!DATA_DIR) return;
   const out = {
     version: 1,
+    flow: {
+      completed: flowIterations.completed,
+      failed: flowIterations.failed,
+      values: [...flowIterations.values.entries()]
+    },
     pid: process.pid,
     thread: threadId,
     counters,
@@ -381,14 +398,110 @@ async function orchestrateWsSession(context, ee) {
 
 // Artillery's http.response_time is the time to first byte: record the same, exactly.
 // The request's name (Artillery passes the step's request params) is its endpoint.
-function orchestrateAfterResponse(req, res, _context, ee, next) {
+function orchestrateAfterResponse(req, res, context, ee, next) {
   const ttfb = res.timings && res.timings.phases && res.timings.phases.firstByte;
+  const step = flowStep(context, req);
+  const failedAs = step ? flowCheck(step, res, context) : null;
+  if (step) flowProgress(step, req.name, res.statusCode >= 400 ? 'non_2xx' : failedAs, context);
   if (typeof ttfb === 'number') {
     recordLatency(ee, 'http.ttfb', ttfb);
-    if (res.statusCode >= 400) bucket().errors += 1;
-    endpointResponse(req && req.name, ttfb, res.statusCode);
+    if (res.statusCode >= 400 || failedAs) bucket().errors += 1;
+    endpointResponse(req && req.name, ttfb, res.statusCode, failedAs);
   }
   return next();
+}
+
+// ---- flows: Artillery captures and fills {{ var }} itself; we check and pause ----------
+
+function flowStep(context, req) {
+  const flow = context.vars.orchestrate && context.vars.orchestrate.flow;
+  return flow && req ? flow.steps[req.name] || null : null;
+}
+
+function jsonAt(value, path) {
+  for (const key of path.split('.')) {
+    if (Array.isArray(value) && /^[0-9]+$/.test(key) && Number(key) < value.length) {
+      value = value[Number(key)];
+    } else if (value !== null && typeof value === 'object' && key in value) {
+      value = value[key];
+    } else {
+      return undefined;
+    }
+  }
+  return value;
+}
+
+// An expect check of the step that failed ('expect_failed'), else null; also draws the
+// step's think time when it is a range (orchestrateThink sleeps it).
+function flowCheck(step, res, context) {
+  if (step.thinkMax > step.thinkMin) {
+    context.vars._orchestrateThinkMs = 1000 * (step.thinkMin + Math.random() * (step.thinkMax - step.thinkMin));
+  }
+  if (res.statusCode >= 400) return null;
+  let body;
+  const parsed = () => {
+    if (body === undefined) {
+      try {
+        body = JSON.parse(res.body);
+      } catch (err) {
+        body = null;
+      }
+    }
+    return body;
+  };
+  // Artillery captures the values itself (and ends the user when one is missing): the
+  // same rules are looked at here only to name the step's error.
+  for (const rule of step.capture) {
+    let value;
+    if (rule.kind === 'json') {
+      value = jsonAt(parsed(), rule.source);
+    } else if (rule.kind === 'header') {
+      value = res.headers && res.headers[rule.source.toLowerCase()];
+    } else {
+      const match = new RegExp(rule.source).exec(String(res.body));
+      value = match ? match[1] : undefined;
+    }
+    if (value === undefined || value === null || typeof value === 'object') return 'capture_failed';
+  }
+  const expect = step.expect;
+  if (!expect) return null;
+  if (expect.status !== null && res.statusCode !== expect.status) return 'expect_failed';
+  if (expect.json !== null) {
+    const value = jsonAt(parsed(), expect.json);
+    if (value === undefined || (expect.equals !== null && value !== expect.equals)) return 'expect_failed';
+  }
+  return null;
+}
+
+// Artillery goes on with the next steps after a failed one: the iteration is counted as
+// failed at its first failed step, and as completed only when none failed.
+function flowProgress(step, name, failedAs, context) {
+  const vars = context.vars;
+  if (failedAs) {
+    if (!vars._flowFailed) flowFailed(name, failedAs);
+    vars._flowFailed = true;
+  } else if (step.last && !vars._flowFailed) {
+    // It ends when the user's last pause does (the next iteration starts then).
+    const pauseMs = step.thinkMax > step.thinkMin ? vars._orchestrateThinkMs : 1000 * step.thinkMin;
+    const us = Math.max(1, Math.round((Date.now() - vars._flowStart + pauseMs) * 1000));
+    flowIterations.completed += 1;
+    flowIterations.values.set(us, (flowIterations.values.get(us) || 0) + 1);
+  }
+}
+
+function orchestrateBeforeRequest(req, context, _ee, next) {
+  const step = flowStep(context, req);
+  if (step && step.index === 0) {
+    context.vars._flowStart = Date.now();
+    context.vars._flowFailed = false;
+  }
+  return next();
+}
+
+function orchestrateThink(context, _ee, next) {
+  const ms = context.vars._orchestrateThinkMs || 0;
+  context.vars._orchestrateThinkMs = 0;
+  setTimeout(next, ms);
 }
 
 function leave(context) {
@@ -400,14 +513,24 @@ function leave(context) {
 
 // A request that got no response (refused, reset, timed out): Artillery ends the user.
 function orchestrateOnError(err, req, context, _ee, next) {
+  const step = flowStep(context, req);
+  if (step && !context.vars._flowFailed) flowFailed(req.name, (err && err.code) || 'other');
   recordFailure();
   endpointFailure(req && req.name, err);
   leave(context);
   return next();
 }
 
+let users = 0;
+
 function orchestrateArrive(context, _ee, next) {
   noteArrival(context.vars.orchestrate);
+  const flow = context.vars.orchestrate.flow;
+  if (flow && flow.data.length) {
+    // The user's data row (per Artillery worker: user N of the worker takes row N mod rows).
+    Object.assign(context.vars, flow.data[users % flow.data.length]);
+    users += 1;
+  }
   context.vars._orchestrateIn = true;
   active += 1;
   bucket();
@@ -432,5 +555,7 @@ module.exports = {
   orchestrateOnError,
   orchestrateArrive,
   orchestrateLeave,
-  orchestrateKeepGoing
+  orchestrateKeepGoing,
+  orchestrateThink,
+  orchestrateBeforeRequest
 };

@@ -19,6 +19,12 @@ const wsExpected = new Counter('ws_replies_expected');
 const wsOpened = new Counter('ws_opened');
 const wsClosed = new Counter('ws_closed');
 const wsFailures = new Counter('ws_failures');
+// A flow step whose reply failed a capture or an expect check: its request, already
+// counted, is counted again as failed of that kind (orchestrate's k6 tally).
+const flowFailures = new Counter('flow_failures');
+// Each flow iteration when it ends: its duration (ms, think times included), and for a
+// failed one the step and kind where it ended.
+const flowIteration = new Trend('flow_iteration', true);
 
 // Monotonic, sub-millisecond clock (Date.now() has only whole milliseconds).
 const clock = () => exec.instance.currentTestRunDuration;
@@ -257,8 +263,111 @@ function runWs() {
   runSession(Infinity, slotEnd(slot, now));
 }
 
+// ---- HTTP flows: each VU loops over the steps, carrying captured values ------------------
+
+// Only present for a flow scenario.
+const FLOW = CONFIG.flow || null;
+const VARIABLE = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
+
+function fill(text, vars) {
+  if (text === null || text === undefined) return text;
+  return String(text).replace(VARIABLE, (whole, name) => (name in vars ? String(vars[name]) : whole));
+}
+
+function jsonAt(value, path) {
+  for (const key of path.split('.')) {
+    if (Array.isArray(value) && /^[0-9]+$/.test(key) && Number(key) < value.length) {
+      value = value[Number(key)];
+    } else if (value !== null && typeof value === 'object' && key in value) {
+      value = value[key];
+    } else {
+      return undefined;
+    }
+  }
+  return value;
+}
+
+function parsed(res) {
+  try {
+    return JSON.parse(res.body);
+  } catch (e) {
+    return undefined;
+  }
+}
+
+function header(res, name) {
+  const wanted = name.toLowerCase();
+  for (const key of Object.keys(res.headers)) {
+    if (key.toLowerCase() === wanted) return res.headers[key];
+  }
+  return undefined;
+}
+
+// What the step's reply gives, or the kind of failure: 'capture_failed' / 'expect_failed'.
+function check(step, res, vars) {
+  if (res.status === 0 || res.status >= 400) return null; // already a failed request
+  let body;
+  for (const rule of step.capture) {
+    let value;
+    if (rule.kind === 'json') {
+      if (body === undefined) body = parsed(res);
+      value = jsonAt(body, rule.source);
+    } else if (rule.kind === 'header') {
+      value = header(res, rule.source);
+    } else {
+      const match = new RegExp(rule.source).exec(String(res.body));
+      value = match ? match[1] : undefined;
+    }
+    if (value === undefined || value === null || typeof value === 'object') return 'capture_failed';
+    vars[rule.var] = value;
+  }
+  const expect = step.expect;
+  if (expect) {
+    if (expect.status !== null && res.status !== expect.status) return 'expect_failed';
+    if (expect.json !== null) {
+      if (body === undefined) body = parsed(res);
+      const value = jsonAt(body, expect.json);
+      if (value === undefined || (expect.equals !== null && value !== expect.equals)) return 'expect_failed';
+    }
+  }
+  return null;
+}
+
+function pause(step) {
+  const seconds = step.thinkMin + Math.random() * (step.thinkMax - step.thinkMin);
+  if (seconds > 0) sleep(seconds);
+}
+
+// One iteration of the flow; a failed capture or check ends it there.
+function runFlow() {
+  const rows = FLOW.data;
+  const vars = rows.length ? Object.assign({}, rows[(exec.vu.idInTest - 1) % rows.length]) : {};
+  const startedAt = clock();
+  for (const step of FLOW.steps) {
+    const res = http.request(step.method, fill(step.url, vars), fill(step.body, vars), {
+      headers: Object.fromEntries(Object.entries(step.headers).map(([k, v]) => [fill(k, vars), fill(v, vars)])),
+      timeout: FLOW.timeoutMs,
+      tags: { name: step.name },
+      responseType: step.readBody ? 'text' : 'none',
+    });
+    const failed = res.status === 0 || res.status >= 400;
+    const kind = check(step, res, vars);
+    if (kind !== null) flowFailures.add(1, { name: step.name, kind: kind });
+    if (failed || kind !== null) {
+      const why = kind !== null ? kind : res.status === 0 ? 'no_response' : 'non_2xx';
+      flowIteration.add(clock() - startedAt, { outcome: 'failed', step: step.name, kind: why });
+      pause(step);
+      return;
+    }
+    pause(step);
+  }
+  flowIteration.add(clock() - startedAt, { outcome: 'completed' });
+}
+
 export default function () {
-  if (WS) {
+  if (FLOW) {
+    runFlow();
+  } else if (WS) {
     runWs();
   } else {
     runHttp();

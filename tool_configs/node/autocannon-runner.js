@@ -20,6 +20,7 @@ const path = require('path')
 const { Worker, isMainThread, parentPort, workerData } = require('worker_threads')
 const autocannon = require('autocannon')
 const hdr = require('hdr-histogram-js')
+const { flowOptions } = require('./autocannon-flow')
 
 const FORMAT = 'orchestrate-autocannon/1'
 const HIGHEST_US = 3600000000
@@ -118,13 +119,19 @@ class Tally {
     return b.histogram
   }
 
-  response (t, statusCode, micros) {
+  // `failedAs`: a flow step's failed capture or check (autocannon-flow.js): answered,
+  // but an error of that kind.
+  response (t, statusCode, micros, failedAs) {
     const b = this.bucket(t)
     b.requests++
     this.histogramOf(b).recordValue(micros)
     this.responses++
     addCount(this.statusCodes, statusCode, 1)
-    if (statusCode >= 200 && statusCode < 300) {
+    if (failedAs) {
+      this.non2xx++
+      b.errors++
+      addCount(this.errorKinds, failedAs, 1)
+    } else if (statusCode >= 200 && statusCode < 300) {
       this.ok++
     } else {
       this.non2xx++
@@ -177,6 +184,9 @@ class Recorder {
     this.endpoints = Array.from({ length: Math.max(endpoints || 0, 1) }, () => new Tally())
     // Endpoint of the response or failure autocannon reports next (see attributed).
     this.answered = 0
+    this.override = null
+    // A flow's iterations (autocannon-flow.js): completed ones' durations, failed by step.
+    this.flow = { completed: 0, failed: {}, histogram: null }
     this.failing = 0
     this.autocannon = null
     this.failure = null
@@ -252,8 +262,10 @@ class Recorder {
   response (statusCode, responseTime) {
     const t = this.second()
     const micros = toMicros(responseTime)
-    this.total.response(t, statusCode, micros)
-    this.endpoints[this.answered].response(t, statusCode, micros)
+    const kind = this.override
+    this.override = null
+    this.total.response(t, statusCode, micros, kind)
+    this.endpoints[this.answered].response(t, statusCode, micros, kind)
   }
 
   reqError (err) {
@@ -263,8 +275,21 @@ class Recorder {
     this.endpoints[this.failing].reqError(t, kind)
   }
 
+  flowDone (ms) {
+    if (!this.flow.histogram) this.flow.histogram = newHistogram()
+    this.flow.completed++
+    this.flow.histogram.recordValue(toMicros(ms))
+  }
+
+  flowFailed (step, kind) {
+    const byKind = this.flow.failed[step] || (this.flow.failed[step] = {})
+    byKind[kind] = (byKind[kind] || 0) + 1
+  }
+
   snapshot () {
+    const f = this.flow
     return {
+      flow: { completed: f.completed, failed: f.failed, histogram: f.histogram ? hdr.encodeIntoCompressedBase64(f.histogram) : null },
       ...this.total.snapshot(),
       endpoints: this.endpoints.map((e) => e.snapshot()),
       autocannon: this.autocannon
@@ -279,6 +304,7 @@ class Recorder {
 // (whose listeners added here run before autocannon's) say which requests were in flight;
 // exact with pipelining 1 (autocannon reports a failed pipelined batch as a whole).
 function attributed (spec, recorder) {
+  if (spec.flow) return flowOptions(spec.flow, spec.requests, recorder)
   const opts = { requests: spec.requests }
   if (!spec.requests.some((r) => r.endpoint !== spec.requests[0].endpoint)) {
     recorder.answered = recorder.failing = spec.requests[0].endpoint || 0
@@ -480,8 +506,25 @@ function buildStep (index, spec, startMs, endMs, parts, failures) {
     ...summarise(parts),
     endpoints,
     autocannon: sumCounters(parts.map((p) => p.autocannon).filter(Boolean)),
+    flow: mergeFlows(parts.map((p) => p.flow).filter(Boolean)),
     failures
   }
+}
+
+// The flow iterations of a step's threads, merged exactly.
+function mergeFlows (flows) {
+  const out = { completed: 0, failed: {}, histogram: null }
+  const whole = newHistogram()
+  for (const f of flows) {
+    out.completed += f.completed
+    for (const [step, kinds] of Object.entries(f.failed)) {
+      const into = out.failed[step] || (out.failed[step] = {})
+      for (const [kind, n] of Object.entries(kinds)) addCount(into, kind, n)
+    }
+    if (f.histogram) whole.add(hdr.decodeFromCompressedBase64(f.histogram))
+  }
+  if (out.completed > 0) out.histogram = hdr.encodeIntoCompressedBase64(whole)
+  return out
 }
 
 function writeOutput (complete) {
@@ -519,6 +562,7 @@ function stepSpec (plan, step, share, threads, index, part) {
   return {
     url: plan.url,
     requests: plan.requests,
+    flow: plan.flow || null,
     endpoints: (plan.endpoints || []).length,
     connections: share,
     pipelining: plan.pipelining,

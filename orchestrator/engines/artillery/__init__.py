@@ -51,6 +51,7 @@ import yaml
 from orchestrator import tools
 from orchestrator.engines import base
 from orchestrator.engines.artillery import output as parser
+from orchestrator.engines.artillery.flow import flow_of, flow_scenarios, flow_variables
 from orchestrator.engines.base import Invocation
 from orchestrator.errors import ConfigError
 from orchestrator.models import LoadTestResult, Transport
@@ -180,6 +181,8 @@ def _phase_seconds(value: int | str) -> float:
 def flow_pass_seconds(scenario: Scenario) -> float:
     """Longest time a user can go on after the shape ended: users start no new loop
     then (processor.js), so one loop, whose replies may each time out."""
+    if scenario.flow is not None:
+        return sum(scenario.timeout + s.think[1] for s in scenario.flow.steps)
     if scenario.ws is None:
         return scenario.timeout + scenario.think_time
     per_loop = sum(
@@ -257,6 +260,10 @@ def build_script(scenario: Scenario, processor: Path) -> dict[str, Any]:
         parts = urlsplit(scenario.ws_url)
         target = f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
         scenarios = [{"name": scenario.name, "flow": [{"function": "orchestrateWsSession"}]}]
+    elif scenario.flow is not None:
+        target = scenario.base_url
+        scenarios = flow_scenarios(scenario)
+        orchestrate["flow"] = flow_variables(scenario)
     else:
         target = scenario.base_url
         scenarios = http_scenarios(scenario)
@@ -335,10 +342,13 @@ def prepare(scenario: Scenario, workdir: Path) -> Invocation:
 
 
 def parse(scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult:
-    return parser.parse_output(
+    result = parser.parse_output(
         scenario,
         invocation.output_path,
         invocation.workdir / DATA_DIR_NAME,
         run=run,
         tool_version=version(),
     )
+    if scenario.flow is None:
+        return result
+    return result.model_copy(update={"flow": flow_of(scenario, invocation.workdir / DATA_DIR_NAME)})

@@ -17,15 +17,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from orchestrator import histogram as hdr
 from orchestrator import tools
 from orchestrator.engines import base
 from orchestrator.engines.autocannon import output as parser
 from orchestrator.engines.base import Invocation
 from orchestrator.errors import ConfigError
+from orchestrator.flow_result import FlowStats, flow_stats
+from orchestrator.flows import step_checks
 from orchestrator.models import LoadTestResult, Transport
 from orchestrator.process import ToolRun
 from orchestrator.scenarios import Endpoint, Scenario
@@ -73,6 +77,8 @@ def check_scenario(scenario: Scenario) -> None:
         )
     if scenario.think_time > 0:
         raise ConfigError(f"autocannon cannot pause between requests (think_time, {where})")
+    if scenario.flow is not None and scenario.pipelining > 1:
+        raise ConfigError(f"a flow's user waits for each reply: pipelining must be 1 ({where})")
     if scenario.timeout < 1:
         raise ConfigError(f"autocannon's request timeout must be at least 1 s ({where})")
     if scenario.max_rate is not None and scenario.max_rate < 1:
@@ -127,6 +133,19 @@ def weighted_requests(scenario: Scenario) -> list[dict[str, Any]]:
     return order
 
 
+def flow_requests(scenario: Scenario) -> list[dict[str, Any]]:
+    """A flow's steps in order: every connection walks them as one user."""
+    return [request_of(scenario, e, i) for i, e in enumerate(scenario.endpoints)]
+
+
+def flow_plan(scenario: Scenario) -> dict[str, Any] | None:
+    """What autocannon-flow.js needs per step (captures, checks, think) and the data rows."""
+    if scenario.flow is None:
+        return None
+    steps = [step_checks(s) for s in scenario.flow.steps]
+    return {"steps": steps, "data": scenario.flow.data}
+
+
 def step_seconds(scenario: Scenario) -> float:
     """Step length for ramps: 2 s, shorter when a ramp is short so that it still climbs."""
     ramps = [d for d, low, high in scenario.shape.segments() if low != high]
@@ -139,7 +158,7 @@ def build_plan(scenario: Scenario, output_path: Path) -> dict[str, Any]:
     """The runner's plan: everything it needs, in one JSON document."""
     return {
         "url": origin_of(scenario.base_url),
-        "requests": weighted_requests(scenario),
+        "requests": flow_requests(scenario) if scenario.flow else weighted_requests(scenario),
         # What the runner records each request under (by the request's "endpoint" index).
         "endpoints": [
             {"name": name, "method": method, "path": path}
@@ -158,6 +177,8 @@ def build_plan(scenario: Scenario, output_path: Path) -> dict[str, Any]:
         "output": str(output_path),
         "checkpoints": str(output_path.with_name(CHECKPOINTS_NAME)),
         "progress": True,
+        # Only with a flow (autocannon-flow.js): a plain mix's plan stays as it was.
+        **({"flow": flow_plan(scenario)} if scenario.flow is not None else {}),
     }
 
 
@@ -195,10 +216,32 @@ def prepare(scenario: Scenario, workdir: Path) -> Invocation:
 
 
 def parse(scenario: Scenario, invocation: Invocation, run: ToolRun) -> LoadTestResult:
-    return parser.parse_output(
+    result = parser.parse_output(
         scenario,
         invocation.output_path,
         run=run,
         tool_version=version(),
         checkpoints=invocation.output_path.with_name(CHECKPOINTS_NAME),
     )
+    if scenario.flow is None or not invocation.output_path.is_file():
+        return result
+    return result.model_copy(update={"flow": flow_of(scenario, invocation.output_path)})
+
+
+def flow_of(scenario: Scenario, output_path: Path) -> FlowStats:
+    """The flow's iterations, from each step record's ``flow`` (autocannon-flow.js)."""
+    assert scenario.flow is not None
+    steps = json.loads(output_path.read_text(encoding="utf-8")).get("steps") or []
+    completed = 0
+    failed: Counter[tuple[str, str]] = Counter()
+    histograms = []
+    for step in steps:
+        flow = step.get("flow") or {}
+        completed += int(flow.get("completed") or 0)
+        for name, kinds in (flow.get("failed") or {}).items():
+            for kind, n in kinds.items():
+                failed[(name, kind)] += int(n)
+        if flow.get("histogram"):
+            histograms.append(flow["histogram"])
+    names = [s.name for s in scenario.flow.steps]
+    return flow_stats(names, completed, failed, hdr.merge(histograms) if histograms else None)

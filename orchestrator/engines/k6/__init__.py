@@ -36,6 +36,7 @@ from orchestrator.engines.base import (
     write_config,
 )
 from orchestrator.errors import ConfigError
+from orchestrator.flows import step_checks
 from orchestrator.models import LoadTestResult, Transport
 from orchestrator.process import ToolRun, resolve_executable
 from orchestrator.scenarios import Scenario
@@ -237,6 +238,9 @@ def build_config(scenario: Scenario, max_vus: int | None = None) -> dict[str, An
             ],
         }
         return config
+    if scenario.flow is not None:
+        config["flow"] = flow_config(scenario, timeout_ms)
+        return config
     if scenario.pipelining > 1:
         LOG.warning(
             "k6 does not pipeline HTTP requests; pipelining=%s is ignored", scenario.pipelining
@@ -259,6 +263,26 @@ def build_config(scenario: Scenario, max_vus: int | None = None) -> dict[str, An
         ],
     }
     return config
+
+
+def flow_config(scenario: Scenario, timeout_ms: int) -> dict[str, Any]:
+    """The flow's steps as data for load.js's per-VU loop (templates filled there)."""
+    assert scenario.flow is not None
+    steps = []
+    for step, endpoint in zip(scenario.flow.steps, scenario.endpoints, strict=True):
+        steps.append(
+            {
+                **step_checks(step),
+                "method": step.method,
+                "url": scenario.url_for(endpoint),
+                "headers": dict(step.headers),
+                "body": step.body,
+                # k6 discards bodies (discardResponseBodies): read them only where needed.
+                "readBody": bool(step.capture)
+                or (step.expect is not None and step.expect.json_path is not None),
+            }
+        )
+    return {"timeoutMs": timeout_ms, "steps": steps, "data": scenario.flow.data}
 
 
 def render_script(config: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from orchestrator.engines.k6 import summary as k6_summary
 from orchestrator.engines.k6.stream import Tally, read_raw
 from orchestrator.engines.k6.tally import NameTally
 from orchestrator.errors import ParseError
+from orchestrator.flow_result import flow_stats
 from orchestrator.models import (
     LoadTestResult,
     TimeBucket,
@@ -281,7 +282,7 @@ def parse_output(
     duration = _duration(tally, metrics) or (run.elapsed if tally.total else None)
     target = scenario.ws_url if scenario.protocol == "ws" else scenario.base_url
     identity = make_identity(scenario.name, scenario.protocol, scenario.shape.model, target, raw)
-    return result_from_tally(
+    result = result_from_tally(
         tally,
         identity=replace(identity, tool_version=tool_version),
         duration=duration,
@@ -290,6 +291,11 @@ def parse_output(
         run=run,
         scenario=scenario,
     )
+    if scenario.flow is None:
+        return result
+    steps = [s.name for s in scenario.flow.steps]
+    flow = flow_stats(steps, tally.flow_completed, tally.flow_failed, tally.flow_time)
+    return result.model_copy(update={"flow": flow})
 
 
 def _scenario_name(path: Path) -> str:

@@ -33,9 +33,11 @@ METRIC_PREFIX = b'{"type":"Metric"'
 # (k6 stamps requests at their end and writes them nearly in order).
 WINDOW_S = 10
 
-HTTP, RTT, FAILURE, VUS, VUS_MAX, DROPPED, SESSIONS, SESSION_LEN, COUNTER = range(9)
+HTTP, RTT, FAILURE, VUS, VUS_MAX, DROPPED, SESSIONS, SESSION_LEN, COUNTER, FLOW, ITER = range(11)
 KINDS: dict[str, int] = {
     "http_req_duration": HTTP,
+    "flow_failures": FLOW,
+    "flow_iteration": ITER,
     "ws_rtt": RTT,
     "ws_failures": FAILURE,
     "vus": VUS,
@@ -154,6 +156,10 @@ class StreamReader:
             self._add_reply(sec, value, tags)
         elif kind == FAILURE:
             self._add_failure(sec, int(value), tags)
+        elif kind == FLOW:
+            self._add_flow_failure(sec, int(value), tags)
+        elif kind == ITER:
+            self._add_iteration(value, tags)
         else:
             self._add_other(kind, name, sec, value, tags)
 
@@ -192,6 +198,23 @@ class StreamReader:
         if tags.get("phase") == "connect":
             self.tally.connect_failures += n
         self.count(named, sec, True, n)
+
+    def _add_iteration(self, value_ms: float, tags: dict[str, str]) -> None:
+        tally = self.tally
+        if tags.get("outcome") == "completed":
+            tally.flow_completed += 1
+            hdr.record_ms(tally.flow_time, value_ms)
+        else:
+            tally.flow_failed[(tags.get("step", "?"), tags.get("kind", "other"))] += 1
+
+    def _add_flow_failure(self, sec: int, n: int, tags: dict[str, str]) -> None:
+        # A flow step's answered request (counted a success) whose capture or expect check
+        # failed (load.js): the same request, now a failure of that kind.
+        named = self.tally.name_tally(tags.get("name"), None)
+        named.errors[tags.get("kind", "other")] += n
+        named.successful -= n
+        bucket = named.seconds.setdefault(sec, [0, 0])
+        bucket[1] += n
 
     def _add_other(
         self, kind: int, name: str, sec: int, value: float, tags: dict[str, str]

@@ -86,6 +86,11 @@ class Tally:
     # Requests under no name (e.g. failed WebSocket connects), or whose names were dropped.
     rest: NameTally = field(default_factory=NameTally)
     late_samples: int = 0
+    # A flow's iterations (load.js flow_iteration): completed ones' durations, failed by
+    # (step, kind).
+    flow_completed: int = 0
+    flow_failed: Counter[tuple[str, str]] = field(default_factory=Counter)
+    flow_time: HdrHistogram = field(default_factory=hdr.new_histogram)
     first_stamp: str | None = None
     last_stamp: str | None = None
     target: str | None = None
