@@ -64,7 +64,7 @@ _BUILTINS: dict[str, dict[str, Any]] = {
     "peak": {
         "description": "Peak load: 100 users, 30 s ramp, 10 min.",
         "shape": _ramp_hold(100, 30, 600),
-        "thresholds": ["errorRate < 1%", "p95 < 500ms"],
+        "thresholds": ["errorRate < 1%", "p95 < 500ms", "cpuUtilization < 80%"],
     },
     "stress": {
         "description": "Stress: 50 -> 500 users in steps of 50 every 2 min (20 min); "

@@ -231,6 +231,11 @@ def _attach_usage(
     missing = dict(result.missing)
     if target is not None:
         usage = target.usage()
+        if usage.cpu_percent_mean is not None:
+            capacity = usage.cpu_limit_percent or 100.0 * (os.cpu_count() or 1)
+            usage = usage.model_copy(
+                update={"cpu_utilization_mean": 100.0 * usage.cpu_percent_mean / capacity}
+            )
         update["resource_usage"] = usage
         if usage.target_exit is not None and result.status is Status.COMPLETED:
             update["status"] = Status.TARGET_FAILED

@@ -141,6 +141,11 @@ class ResourceUsage(Model):
     memory_peak: int | None = None
     cpu_percent_mean: float | None = None
     cpu_percent_max: float | None = None
+    cpu_utilization_mean: float | None = Field(
+        default=None,
+        description="cpuPercentMean as a share of the CPU the target may use: its container "
+        "limit, else every core of this machine (percent; 100 = all of it).",
+    )
     source: Literal["psutil", "docker"] | None = None
     pid: int | None = None
     process_name: str | None = None

@@ -79,6 +79,9 @@ METRICS: dict[str, Metric] = {
     "memoryPeak": Metric("resourceUsage.memoryPeak", "bytes"),
     "cpuPercentMean": Metric("resourceUsage.cpuPercentMean", "percent"),
     "cpuPercentMax": Metric("resourceUsage.cpuPercentMax", "percent"),
+    # Of the CPU the target may use (its container limit, else all cores): the seed's
+    # "CPU utilisation < 80% at peak load".
+    "cpuUtilization": Metric("resourceUsage.cpuUtilizationMean", "percent"),
     "wsMessageRate": Metric("websocket.messageRate", "rate", generator_sensitive=True),
     "wsConnectionsFailed": Metric("websocket.connectionsFailed", "count"),
     "loadNotDelivered": Metric("loadNotDelivered", "count"),

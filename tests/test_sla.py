@@ -340,3 +340,15 @@ def test_yes_no_metrics_take_true_or_false_only() -> None:
         parse_threshold("memoryLeak < 1")
     with pytest.raises(ConfigError, match="takes a number"):
         parse_threshold("p95 < true")
+
+
+def test_cpu_utilization_is_judged_only_where_the_target_was_sampled() -> None:
+    spec = parse_threshold("cpuUtilization < 80%")
+    sampled = result(resource_usage=ResourceUsage(cpu_percent_mean=90.0, cpu_utilization_mean=45.0))
+    assert evaluate(sampled, [spec])[0].passed is True
+    busy = result(resource_usage=ResourceUsage(cpu_percent_mean=190.0, cpu_utilization_mean=95.0))
+    assert evaluate(busy, [spec])[0].passed is False
+    remote = result(missing={"resourceUsage": "no local target process to sample"})
+    unknown = evaluate(remote, [spec])[0]
+    assert unknown.passed is None  # not measured: never a pass
+    assert unknown.detail == "no local target process to sample"
