@@ -4,7 +4,9 @@ took (percentiles from a histogram of every completed one) and where iterations 
 Each engine's script counts an iteration when it ends: completed (every step answered,
 captured and checked) or failed at a step, with the failure's kind (``non_2xx``,
 ``capture_failed``, ``expect_failed``, or the transport error). Engines hand their counts
-and histogram to :func:`flow_stats`, which alone turns them into :class:`FlowStats`.
+and histogram to :func:`flow_stats`, which alone turns them into :class:`FlowStats`. A
+failed capture's kind comes as ``capture_failed:<rule>`` (``capture_failed:json sessionId``):
+the rule that found nothing becomes the failure's ``detail``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class FlowFailure(Model):
     step: str = Field(description="The step where these iterations ended.")
     kind: str = Field(description="Why: non_2xx, capture_failed, expect_failed, timeout, ...")
     iterations: int
+    detail: str | None = Field(
+        default=None, description="For capture_failed: the rule that found nothing in the reply."
+    )
 
 
 class FlowStats(Model):
@@ -62,9 +67,14 @@ def flow_stats(
 ) -> FlowStats:
     """The flow's numbers from an engine's counts; ``failed``: (step, kind) -> iterations."""
     counted = histogram is not None and histogram.get_total_count() > 0
+    merged: dict[tuple[str, str, str | None], int] = {}
+    for (step, reported), n in failed.items():
+        kind, _, rule = reported.partition(":")
+        key = (step, kind, f"{rule} not found in the reply" if rule else None)
+        merged[key] = merged.get(key, 0) + n
     failures = [
-        FlowFailure(step=step, kind=kind, iterations=n)
-        for (step, kind), n in sorted(failed.items(), key=lambda item: -item[1])
+        FlowFailure(step=step, kind=kind, detail=detail, iterations=n)
+        for (step, kind, detail), n in sorted(merged.items(), key=lambda item: -item[1])
         if n > 0
     ]
     total_failed = sum(f.iterations for f in failures)

@@ -11,9 +11,12 @@ given to the tool), never code or a shell word.
 
 Failure kinds of a step (its errors in the result): ``capture_failed`` when a capture rule
 found nothing in the reply, ``expect_failed`` when an ``expect`` check did not hold. Either
-ends the iteration at that step: the steps that depend on it are not sent (never counted
-as requests that did not happen), and the result's ``flow.failures`` names the step and
-the kind. A step using a variable nothing sets is refused before anything starts.
+ends the iteration at that step, and the result's ``flow.failures`` names the step, the
+kind and, for a failed capture, the rule (``json sessionId``). After a failed capture, each
+later step that uses a value this iteration did not capture (directly, or through a step
+that itself was not sent) is counted under its own name as a failed request of kind
+``capture_missing``: not sent, so no latency, but an error the error rate includes. A step
+using a variable nothing sets is refused before anything starts.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from orchestrator.errors import ConfigError
 
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-ERROR_KINDS = ("capture_failed", "expect_failed")
+ERROR_KINDS = ("capture_failed", "expect_failed", "capture_missing")
 # A CSV of per-user data is read whole into the plan: keep it to a size a config may hold.
 MAX_DATA_ROWS = 100_000
 
@@ -229,6 +232,9 @@ def step_checks(step: FlowStep) -> dict[str, Any]:
     return {
         "name": step.name,
         "capture": [{"var": c.var, "kind": c.kind, "source": c.source} for c in step.capture],
+        # What the step needs: after a failed capture, the steps using a missing value are
+        # counted as capture_missing instead of being sent.
+        "uses": step.variables(),
         "expect": None
         if expect is None
         else {"status": expect.status, "json": expect.json_path, "equals": expect.equals},

@@ -176,13 +176,32 @@ def test_a_failed_capture_is_the_steps_error(
     # The result says which step and why.
     assert result.flow is not None
     assert result.flow.iterations_completed == 0
-    assert [(f.step, f.kind) for f in result.flow.failures] == [("session-start", "capture_failed")]
+    assert [(f.step, f.kind, f.detail) for f in result.flow.failures] == [
+        ("session-start", "capture_failed", "json noSuchKey not found in the reply")
+    ]
+    assert result.flow.failures[0].iterations == session.total_requests
     if tool == "artillery":
         # Artillery's own capture ends the user at its first failed capture: each user
         # got to session-start once, and no further.
         assert session.total_requests <= 2
     assert session.errors == {"capture_failed": session.total_requests}
-    assert steps["livekit-token"].total_requests == 0
+    # The step using the value not captured: not sent, counted as its own failed request
+    # of a named kind, once per failed iteration, without a latency.
+    livekit = steps["livekit-token"]
+    assert livekit.total_requests == session.total_requests
+    assert livekit.failed_requests == livekit.total_requests
+    assert livekit.successful_requests == 0
+    assert livekit.errors == {"capture_missing": livekit.total_requests}
+    assert livekit.status_codes == {}
+    assert livekit.response_time.p50 is None
+    # Totals agree everywhere: the run's, and each step's.
+    for step in steps.values():
+        assert step.total_requests == step.successful_requests + step.failed_requests
+    total, ok, failed = result.total_requests, result.successful_requests, result.failed_requests
+    assert total is not None and ok is not None and failed is not None
+    assert total == ok + failed
+    assert total == sum(s.total_requests for s in steps.values())
+    assert result.errors.get("capture_missing") == livekit.total_requests
 
 
 @pytest.mark.parametrize("tool", ENGINES)

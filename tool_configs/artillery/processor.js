@@ -401,8 +401,15 @@ async function orchestrateWsSession(context, ee) {
 function orchestrateAfterResponse(req, res, context, ee, next) {
   const ttfb = res.timings && res.timings.phases && res.timings.phases.firstByte;
   const step = flowStep(context, req);
-  const failedAs = step ? flowCheck(step, res, context) : null;
-  if (step) flowProgress(step, req.name, res.statusCode >= 400 ? 'non_2xx' : failedAs, context);
+  const failure = {};
+  const failedAs = step ? flowCheck(step, res, context, failure) : null;
+  if (step) {
+    const kind = res.statusCode >= 400 ? 'non_2xx' : failedAs;
+    flowProgress(step, req.name, failure.why ? `${kind}:${failure.why}` : kind, context);
+    if (failure.missing) flowNotSent(context, step, failure.missing, ee);
+    // Artillery counts its own failed captures; a failed expect check only we know of.
+    if (kind === 'expect_failed') ee.emit('counter', 'errors.expect_failed', 1);
+  }
   if (typeof ttfb === 'number') {
     recordLatency(ee, 'http.ttfb', ttfb);
     if (res.statusCode >= 400 || failedAs) bucket().errors += 1;
@@ -431,9 +438,25 @@ function jsonAt(value, path) {
   return value;
 }
 
+// After a failed capture Artillery ends the user: each later step that uses a value not
+// captured (directly, or through a step that, not sent, captured nothing either) is
+// counted under its name as a failed request of kind capture_missing, with no latency.
+// Artillery's own counters get it too (errors.capture_missing), so totals agree.
+function flowNotSent(context, step, vars, ee) {
+  const missing = new Set(vars);
+  for (const later of Object.values(context.vars.orchestrate.flow.steps)) {
+    if (later.index <= step.index || !later.uses.some((v) => missing.has(v))) continue;
+    for (const rule of later.capture) missing.add(rule.var);
+    recordFailure();
+    endpointFailure(later.name, { code: 'capture_missing' });
+    ee.emit('counter', 'errors.capture_missing', 1);
+  }
+}
+
 // An expect check of the step that failed ('expect_failed'), else null; also draws the
-// step's think time when it is a range (orchestrateThink sleeps it).
-function flowCheck(step, res, context) {
+// step's think time when it is a range (orchestrateThink sleeps it). A failed capture
+// also sets failure.why (the rule) and failure.missing (the values not taken).
+function flowCheck(step, res, context, failure) {
   if (step.thinkMax > step.thinkMin) {
     context.vars._orchestrateThinkMs = 1000 * (step.thinkMin + Math.random() * (step.thinkMax - step.thinkMin));
   }
@@ -451,7 +474,7 @@ function flowCheck(step, res, context) {
   };
   // Artillery captures the values itself (and ends the user when one is missing): the
   // same rules are looked at here only to name the step's error.
-  for (const rule of step.capture) {
+  for (const [number, rule] of step.capture.entries()) {
     let value;
     if (rule.kind === 'json') {
       value = jsonAt(parsed(), rule.source);
@@ -461,7 +484,11 @@ function flowCheck(step, res, context) {
       const match = new RegExp(rule.source).exec(String(res.body));
       value = match ? match[1] : undefined;
     }
-    if (value === undefined || value === null || typeof value === 'object') return 'capture_failed';
+    if (value === undefined || value === null || typeof value === 'object') {
+      failure.why = `${rule.kind} ${rule.source}`;
+      failure.missing = step.capture.slice(number).map((r) => r.var);
+      return 'capture_failed';
+    }
   }
   const expect = step.expect;
   if (!expect) return null;

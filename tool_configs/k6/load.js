@@ -22,6 +22,9 @@ const wsFailures = new Counter('ws_failures');
 // A flow step whose reply failed a capture or an expect check: its request, already
 // counted, is counted again as failed of that kind (orchestrate's k6 tally).
 const flowFailures = new Counter('flow_failures');
+// A flow step not sent because a value it uses was not captured in this iteration: a
+// failed request (kind capture_missing) with no latency.
+const flowNotSent = new Counter('flow_not_sent');
 // Each flow iteration when it ends: its duration (ms, think times included), and for a
 // failed one the step and kind where it ended.
 const flowIteration = new Trend('flow_iteration', true);
@@ -303,11 +306,26 @@ function header(res, name) {
   return undefined;
 }
 
-// What the step's reply gives, or the kind of failure: 'capture_failed' / 'expect_failed'.
-function check(step, res, vars) {
+// The later steps that use a value of `vars` (not captured in this iteration), directly
+// or through a step that, not sent, captured nothing either.
+function dependents(index, vars) {
+  const missing = new Set(vars);
+  const out = [];
+  for (let i = index + 1; i < FLOW.steps.length; i++) {
+    if (FLOW.steps[i].uses.some((v) => missing.has(v))) {
+      out.push(FLOW.steps[i]);
+      for (const rule of FLOW.steps[i].capture) missing.add(rule.var);
+    }
+  }
+  return out;
+}
+
+// What the step's reply gives, or the kind of failure: 'capture_failed' / 'expect_failed';
+// a failed capture also sets failure.why (the rule) and failure.missing (values not taken).
+function check(step, res, vars, failure) {
   if (res.status === 0 || res.status >= 400) return null; // already a failed request
   let body;
-  for (const rule of step.capture) {
+  for (const [number, rule] of step.capture.entries()) {
     let value;
     if (rule.kind === 'json') {
       if (body === undefined) body = parsed(res);
@@ -318,7 +336,11 @@ function check(step, res, vars) {
       const match = new RegExp(rule.source).exec(String(res.body));
       value = match ? match[1] : undefined;
     }
-    if (value === undefined || value === null || typeof value === 'object') return 'capture_failed';
+    if (value === undefined || value === null || typeof value === 'object') {
+      failure.why = `${rule.kind} ${rule.source}`;
+      failure.missing = step.capture.slice(number).map((r) => r.var);
+      return 'capture_failed';
+    }
     vars[rule.var] = value;
   }
   const expect = step.expect;
@@ -343,7 +365,7 @@ function runFlow() {
   const rows = FLOW.data;
   const vars = rows.length ? Object.assign({}, rows[(exec.vu.idInTest - 1) % rows.length]) : {};
   const startedAt = clock();
-  for (const step of FLOW.steps) {
+  for (const [index, step] of FLOW.steps.entries()) {
     const res = http.request(step.method, fill(step.url, vars), fill(step.body, vars), {
       headers: Object.fromEntries(Object.entries(step.headers).map(([k, v]) => [fill(k, vars), fill(v, vars)])),
       timeout: FLOW.timeoutMs,
@@ -351,10 +373,17 @@ function runFlow() {
       responseType: step.readBody ? 'text' : 'none',
     });
     const failed = res.status === 0 || res.status >= 400;
-    const kind = check(step, res, vars);
+    const failure = {};
+    const kind = check(step, res, vars, failure);
     if (kind !== null) flowFailures.add(1, { name: step.name, kind: kind });
+    if (failure.missing) {
+      for (const later of dependents(index, failure.missing)) {
+        flowNotSent.add(1, { name: later.name, kind: 'capture_missing' });
+      }
+    }
     if (failed || kind !== null) {
-      const why = kind !== null ? kind : res.status === 0 ? 'no_response' : 'non_2xx';
+      let why = kind !== null ? kind : res.status === 0 ? 'no_response' : 'non_2xx';
+      if (failure.why) why = `${why}:${failure.why}`;
       flowIteration.add(clock() - startedAt, { outcome: 'failed', step: step.name, kind: why });
       pause(step);
       return;

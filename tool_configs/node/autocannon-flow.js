@@ -10,7 +10,8 @@
 //   request) runs its capture rules and expect checks. A failed one makes the recorder
 //   count that response as an error of kind capture_failed / expect_failed, and ends the
 //   iteration: the next step's setupRequest returns null, which makes autocannon start
-//   the array (and a fresh context) again.
+//   the array (and a fresh context) again. After a failed capture, each later step using
+//   a value not captured is counted (not sent) as a failed request of kind capture_missing.
 // - Think time: autocannon sends a connection's next request as soon as the reply is in
 //   (Client._doRequest). We wrap that method per connection so that, after a step with a
 //   think time, the connection waits on a timer (with its request timeout cleared) while
@@ -50,11 +51,26 @@ function parse (body) {
   }
 }
 
-// null when the reply gives what the step needs, else the kind of failure.
-function check (step, status, body, context, headers) {
+// The later steps (indexes) that use a value of `vars` (not captured in this iteration),
+// directly or through a step that, not sent, captured nothing either.
+function dependents (steps, index, vars) {
+  const missing = new Set(vars)
+  const out = []
+  for (let i = index + 1; i < steps.length; i++) {
+    if ((steps[i].uses || []).some((v) => missing.has(v))) {
+      out.push(i)
+      for (const rule of steps[i].capture) missing.add(rule.var)
+    }
+  }
+  return out
+}
+
+// null when the reply gives what the step needs, else the kind of failure; a failed
+// capture also sets `failure.why` (the rule) and `failure.missing` (the values not taken).
+function check (step, status, body, context, headers, failure) {
   if (status >= 400) return null // counted as non_2xx already
   let parsed
-  for (const rule of step.capture) {
+  for (const [number, rule] of step.capture.entries()) {
     let value
     if (rule.kind === 'json') {
       if (parsed === undefined) parsed = parse(body)
@@ -69,7 +85,11 @@ function check (step, status, body, context, headers) {
       const match = new RegExp(rule.source).exec(String(body))
       value = match ? match[1] : undefined
     }
-    if (value === undefined || value === null || typeof value === 'object') return 'capture_failed'
+    if (value === undefined || value === null || typeof value === 'object') {
+      failure.why = `${rule.kind} ${rule.source}`
+      failure.missing = step.capture.slice(number).map((r) => r.var)
+      return 'capture_failed'
+    }
     context[rule.var] = value
   }
   const expect = step.expect
@@ -118,13 +138,19 @@ function flowOptions (flow, requests, recorder) {
       },
       onResponse: (status, body, context, headers) => {
         recorder.answered = request.endpoint
-        const kind = check(step, status, body, context, headers || {})
+        const failure = {}
+        const kind = check(step, status, body, context, headers || {}, failure)
         recorder.override = kind
         const pauseMs = step.thinkMax > 0 ? thinkMs(step) : 0
         if (pauseMs) context.__pauseMs = pauseMs
         if (kind !== null || status >= 400) {
           context.__stop = true
-          recorder.flowFailed(step.name, kind || 'non_2xx')
+          recorder.flowFailed(step.name, failure.why ? `${kind}:${failure.why}` : kind || 'non_2xx')
+          if (failure.missing) {
+            for (const i of dependents(flow.steps, index, failure.missing)) {
+              recorder.notSent(requests[i].endpoint || 0, 'capture_missing')
+            }
+          }
         } else if (index === requests.length - 1) {
           // The iteration ends when the user's last pause does (the next one starts then).
           recorder.flowDone(Date.now() - context.__startedMs + pauseMs)
@@ -169,4 +195,4 @@ function flowOptions (flow, requests, recorder) {
   return { requests: built, setupClient, initialContext: rows.length ? { ...rows[0] } : {} }
 }
 
-module.exports = { flowOptions, fill, jsonAt }
+module.exports = { flowOptions, fill, jsonAt, dependents }

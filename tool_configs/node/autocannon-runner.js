@@ -275,6 +275,14 @@ class Recorder {
     this.endpoints[this.failing].reqError(t, kind)
   }
 
+  // A flow step not sent because a value it uses was not captured: a failed request of
+  // that kind, with no latency (in total and under its endpoint).
+  notSent (index, kind) {
+    const t = this.second()
+    this.total.reqError(t, kind)
+    this.endpoints[index].reqError(t, kind)
+  }
+
   flowDone (ms) {
     if (!this.flow.histogram) this.flow.histogram = newHistogram()
     this.flow.completed++

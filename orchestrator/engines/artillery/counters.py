@@ -16,7 +16,12 @@ ERROR_KINDS = {
     "ws_closed": "connection_closed",
     "ENOTFOUND": "dns",
     "EAI_AGAIN": "dns",
+    # Artillery's own capture found nothing in a reply (a flow step's capture_failed): the
+    # request was answered, its failure is the capture's.
+    "Failed capture or match": "capture_failed",
 }
+# Kinds of answered requests that failed (every other kind got no response).
+ANSWERED_KINDS = ("non_2xx", "capture_failed", "expect_failed")
 _CODE_IN_MESSAGE = re.compile(r"\b(E[A-Z]{3,})\b")
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from orchestrator.engines.artillery.counters import count, error_kinds
+from orchestrator.engines.artillery.counters import ANSWERED_KINDS, count, error_kinds
 from orchestrator.engines.artillery.workers import (
     WorkerData,
     endpoint_tallies,
@@ -146,10 +146,13 @@ def http_counts(counters: dict[str, float]) -> tuple[build.Counts, dict[str, int
     errors = error_kinds(counters)
     if failed_status:
         errors["non_2xx"] = failed_status
-    no_response = sum(v for k, v in errors.items() if k != "non_2xx")
+    no_response = sum(v for k, v in errors.items() if k not in ANSWERED_KINDS)
     completed = sum(codes.values())
     total = max(count(counters, "http.requests"), count(counters, "http.responses") + no_response)
-    return build.Counts(total, completed - failed_status, completed), codes, errors
+    # A 2xx reply whose capture or expect check failed is answered, but not a success.
+    checks = errors.get("capture_failed", 0) + errors.get("expect_failed", 0)
+    successful = completed - failed_status - checks
+    return build.Counts(total, successful, completed), codes, errors
 
 
 def ws_stats(

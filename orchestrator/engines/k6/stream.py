@@ -38,6 +38,9 @@ KINDS: dict[str, int] = {
     "http_req_duration": HTTP,
     "flow_failures": FLOW,
     "flow_iteration": ITER,
+    # A flow step not sent (a value it uses was not captured): counted as a failed request
+    # of its kind under its step, like a WebSocket failure without a reply.
+    "flow_not_sent": FAILURE,
     "ws_rtt": RTT,
     "ws_failures": FAILURE,
     "vus": VUS,
