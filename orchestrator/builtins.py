@@ -9,12 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.config import ScenarioConfig
+from orchestrator.config_requests import LoginConfig
+from orchestrator.flows import FlowConfig
 
 # Endpoints the built-ins load when the config defines all of them (the seed's API); with an
 # API of other names a built-in loads every endpoint (name `endpoints:` to choose).
 API_ENDPOINTS = ("login", "session-start", "livekit-token", "transcription", "textbooks-hierarchy")
 CRITICAL_ENDPOINTS = ("login", "session-start", "livekit-token", "transcription")
 SPIKE_ENDPOINTS = ("session-start", "livekit-token")
+# The seed's user journey (see seed_journey): the HTTP built-ins below run it when the config
+# defines every endpoint it uses, unless a scenario names `endpoints:` or says `journey: false`.
+JOURNEY_ENDPOINTS = API_ENDPOINTS
+JOURNEY_SCENARIOS = ("normal", "peak", "stress", "spike", "endurance", "api-smoke")
+JOURNEY_TRANSCRIPTIONS = 3
+# Seconds after each step, drawn uniformly: short enough that 50 users still give every
+# step the seed's `throughputPerEndpoint > 10/s` (7 steps, ~2.5 s an iteration: ~20/s).
+JOURNEY_THINK = (0.2, 0.5)
 # Percent of a stress step's requests failing at which the target counts as broken.
 STRESS_BREAKING_ERROR_RATE = 50.0
 # Percent of a db-exhaustion step's transactions failing at which the step did not hold.
@@ -135,6 +145,41 @@ _BUILTINS: dict[str, dict[str, Any]] = {
         "ws_message_rate": 1.0, "thresholds": ["errorRate < 5%"],
     },
 }  # fmt: skip
+
+
+def seed_journey(login: LoginConfig | None) -> FlowConfig:
+    """The seed's journey as a flow of the config's endpoints: login (its token captured),
+    session start (its id captured), a LiveKit token for that session, transcriptions,
+    the textbook hierarchy; each step with the login's token and a think time. The token's
+    path and header are the config's login's, so a target that answers otherwise works."""
+    token_path = login.token_path if login is not None else "token"
+    header = login.header if login is not None else "Authorization"
+    template = login.template if login is not None else "Bearer {token}"
+    auth = {header: template.replace("{token}", "{{token}}")}
+    think = list(JOURNEY_THINK)
+    steps: list[dict[str, Any]] = [
+        {"endpoint": "login", "capture": [{"json": token_path, "as": "token"}], "think": think},
+        {
+            "endpoint": "session-start",
+            "headers": auth,
+            "capture": [{"json": "sessionId", "as": "sessionId"}],
+            "think": think,
+        },
+        {
+            "endpoint": "livekit-token",
+            "headers": auth,
+            "body": {"sessionId": "{{sessionId}}"},
+            "think": think,
+        },
+        *(
+            {"endpoint": "transcription", "headers": auth, "think": think}
+            for _ in range(JOURNEY_TRANSCRIPTIONS)
+        ),
+        {"endpoint": "textbooks-hierarchy", "headers": auth, "think": think},
+    ]
+    return FlowConfig.model_validate({"steps": steps})
+
+
 BUILTIN_SCENARIOS = {name: ScenarioConfig.model_validate(s) for name, s in _BUILTINS.items()}
 PREFERRED_ENDPOINTS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("normal", "peak", "stress", "endurance"), API_ENDPOINTS),

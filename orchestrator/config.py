@@ -133,6 +133,11 @@ class ScenarioConfig(DatabaseLoadConfig):
     flow: FlowConfig | None = Field(
         default=None, description="A user journey of steps, looped for the whole shape."
     )
+    journey: bool | None = Field(
+        default=None,
+        description="Built-in HTTP scenarios: run the seed's journey when the config defines "
+        "its endpoints (default); false: weighted independent requests.",
+    )
     ws_message_rate: float | None = Field(
         default=None,
         gt=0,

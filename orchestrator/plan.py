@@ -17,8 +17,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orchestrator.builtins import BUILTIN_SCENARIOS, BUILTIN_SUITES, PREFERRED_ENDPOINTS
+from orchestrator.builtins import (
+    BUILTIN_SCENARIOS,
+    BUILTIN_SUITES,
+    JOURNEY_ENDPOINTS,
+    JOURNEY_SCENARIOS,
+    PREFERRED_ENDPOINTS,
+    seed_journey,
+)
 from orchestrator.config import Config, ScenarioConfig, WsFlowConfig, read_config
+from orchestrator.flows import FlowConfig
 from orchestrator.config_file import format_validation
 from orchestrator.engines import default_engine, get_engine
 from orchestrator.errors import ConfigError
@@ -115,6 +123,19 @@ def _endpoints(name: str, spec: ScenarioConfig, config: Config) -> list[Endpoint
     return [available[e].to_endpoint(e) for e in names]
 
 
+def _flow(name: str, spec: ScenarioConfig, config: Config) -> FlowConfig | None:
+    """The scenario's own flow; else, for a built-in of the seed's, the seed's journey when
+    the config defines its endpoints and the scenario names no ``endpoints:`` (nor says
+    ``journey: false``)."""
+    if spec.flow is not None:
+        return spec.flow
+    if name not in JOURNEY_SCENARIOS or spec.endpoints is not None or spec.journey is False:
+        return None
+    if not set(JOURNEY_ENDPOINTS) <= config.endpoints.keys():
+        return None
+    return seed_journey(config.login)
+
+
 def fit_message_rate(flow: WsFlowConfig, rate: float) -> WsFlowConfig:
     """Scale the flow's think times so each connection sends about ``rate`` messages/s."""
     loop_seconds = len(flow.messages) / rate
@@ -169,19 +190,20 @@ def plan_scenario(
     tool = spec.tool or default_engine(protocol)
     fields: dict[str, Any] = {k: v for k in PASSED_THROUGH if (v := getattr(spec, k)) is not None}
     fields.update(name=name, protocol=protocol, shape=shape, base_url=config.target.base_url)
-    if protocol == "http" and spec.flow is not None:
+    flow = _flow(name, spec, config) if protocol == "http" else None
+    if flow is not None:
         from orchestrator.flow_plan import flow_endpoints, resolve_flow
 
         folder = config.source.parent if config.source is not None else Path.cwd()
-        fields["flow"] = resolve_flow(name, spec.flow, dict(config.endpoints), folder)
+        fields["flow"] = resolve_flow(name, flow, dict(config.endpoints), folder)
         fields["endpoints"] = flow_endpoints(fields["flow"])
     elif protocol == "http":
         fields["endpoints"] = _endpoints(name, spec, config)
     elif protocol == "ws":
-        flow = spec.ws or config.ws
+        ws = spec.ws or config.ws
         if spec.ws_message_rate is not None:
-            flow = fit_message_rate(flow, spec.ws_message_rate)
-        fields["ws"] = flow.to_flow(_loops(name, flow, shape.total_duration))
+            ws = fit_message_rate(ws, spec.ws_message_rate)
+        fields["ws"] = ws.to_flow(_loops(name, ws, shape.total_duration))
     else:
         fields["base_url"] = config.database.url
         fields["sql_files"] = _sql_files(spec, config)
