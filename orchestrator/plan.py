@@ -26,10 +26,10 @@ from orchestrator.builtins import (
     seed_journey,
 )
 from orchestrator.config import Config, ScenarioConfig, WsFlowConfig, read_config
-from orchestrator.flows import FlowConfig
 from orchestrator.config_file import format_validation
 from orchestrator.engines import default_engine, get_engine
 from orchestrator.errors import ConfigError
+from orchestrator.flows import FlowConfig
 from orchestrator.models import Transport
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, SqlFile, Stage
 from orchestrator.sla import ThresholdSpec

@@ -13,7 +13,7 @@ import pytest
 from orchestrator.builtins import BUILTIN_SUITES
 from orchestrator.config import Config, parse_config
 from orchestrator.errors import ConfigError
-from orchestrator.plan import PlannedScenario, Suite, build_suite
+from orchestrator.plan import PlannedScenario, Suite, build_suite, load_config
 from orchestrator.recovery import spike_phases
 
 GOLDEN = Path(__file__).parent / "golden" / "suites.json"
@@ -125,8 +125,9 @@ def test_full_suite_follows_the_seed_plan(config: Config) -> None:
         500.0, 1.0,
     )  # fmt: skip
     assert [t.text for t in exhaustion.thresholds] == ["maxDatabaseConnections > 15"]
-    spike_paths = [e.path for e in by_name["spike"].scenario.endpoints]
-    assert spike_paths == ["/api/session/start", "/api/livekit/token"]
+    # The HTTP built-ins run the seed's journey (the default config has its endpoints).
+    for name in ("normal", "peak", "stress", "spike", "endurance"):
+        assert by_name[name].scenario.request_names == JOURNEY, name
     assert "/health" not in [e.path for e in by_name["normal"].scenario.endpoints]
     assert [t.text for t in by_name["normal"].thresholds] == [
         "errorRate < 0.1%", "p50 < 200ms", "p95 < 500ms", "throughputPerEndpoint > 10/s",
@@ -158,14 +159,52 @@ def test_ws_message_rates_and_connection_lifetimes(
     assert flow.messages[2].think == pytest.approx(5 * flow.messages[0].think, rel=0.01)
 
 
+JOURNEY = [
+    "login", "session-start", "livekit-token",
+    "transcription", "transcription #2", "transcription #3", "textbooks-hierarchy",
+]  # fmt: skip
+
+
+def test_the_journey_carries_the_token_and_session(config: Config) -> None:
+    flow = build_suite("ci", config).scenarios[0].scenario.flow
+    assert flow is not None
+    steps = {s.name: s for s in flow.steps}
+    assert [c.var for c in steps["login"].capture] == ["token"]
+    assert [c.var for c in steps["session-start"].capture] == ["sessionId"]
+    assert json.loads(steps["livekit-token"].body or "") == {"sessionId": "{{sessionId}}"}
+    for step in flow.steps[1:]:
+        assert step.headers["Authorization"] == "Bearer {{token}}", step.name
+    assert all(s.think == (0.2, 0.5) for s in flow.steps)
+
+
+def test_endpoints_or_journey_false_keep_weighted_requests(tmp_path: Path) -> None:
+    path = tmp_path / "orchestrate.yaml"
+    path.write_text(
+        "scenarios:\n"
+        "  normal: {endpoints: [health, login]}\n"
+        "  spike: {journey: false}\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    by_name = {p.name: p for p in build_suite("full", config).scenarios}
+    assert by_name["normal"].scenario.flow is None
+    assert by_name["normal"].scenario.request_names == ["health", "login"]
+    assert by_name["spike"].scenario.flow is None
+    assert by_name["spike"].scenario.request_names == ["session-start", "livekit-token"]
+    assert by_name["peak"].scenario.request_names == JOURNEY
+    # An API without the seed's endpoints: every endpoint, weighted, as before.
+    path.write_text("endpoints:\n  home: {path: /}\n", encoding="utf-8")
+    other = {p.name: p for p in build_suite("full", load_config(path)).scenarios}
+    assert other["normal"].scenario.flow is None
+    assert other["normal"].scenario.request_names == ["home"]
+
+
 def test_ci_suite_is_short(config: Config) -> None:
     suite = build_suite("ci", config)
     assert [p.name for p in suite.scenarios] == ["api-smoke", "ws-smoke"]
     assert suite.total_duration < 120
     smoke = suite.scenarios[0]
-    assert [e.path for e in smoke.scenario.endpoints] == [
-        "/api/auth/login", "/api/session/start", "/api/livekit/token", "/api/transcription",
-    ]  # fmt: skip
+    assert smoke.scenario.request_names == JOURNEY
     assert smoke.scenario.shape.peak == 10 and smoke.scenario.shape.total_duration == 30
     assert [t.text for t in smoke.thresholds] == ["errorRate < 5%", "p95 < 1000ms"]
     assert suite.suite_thresholds == []
