@@ -135,7 +135,8 @@ _BUILTINS: dict[str, dict[str, Any]] = {
         "thresholds": ["maxDatabaseConnections > 15"],
     },
     "api-smoke": {
-        "description": "CI smoke: 10 users, 30 s, on the critical endpoints.",
+        "description": "CI smoke: 10 users, 30 s, on the seed's journey (or its critical "
+        "endpoints).",
         "users": 10, "hold": 30,
         "thresholds": ["errorRate < 5%", "p95 < 1000ms"],
     },

@@ -180,9 +180,7 @@ def test_the_journey_carries_the_token_and_session(config: Config) -> None:
 def test_endpoints_or_journey_false_keep_weighted_requests(tmp_path: Path) -> None:
     path = tmp_path / "orchestrate.yaml"
     path.write_text(
-        "scenarios:\n"
-        "  normal: {endpoints: [health, login]}\n"
-        "  spike: {journey: false}\n",
+        "scenarios:\n  normal: {endpoints: [health, login]}\n  spike: {journey: false}\n",
         encoding="utf-8",
     )
     config = load_config(path)
