@@ -13,6 +13,7 @@ import io
 import logging
 import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -72,7 +73,12 @@ def render_svg(draw: Draw, height: float, width: float = WIDTH) -> bytes:
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
 
-    with mpl.rc_context({"svg.fonttype": "path", "svg.hashsalt": "orchestrate"}):
+    with (
+        mpl.rc_context({"svg.fonttype": "path", "svg.hashsalt": "orchestrate"}),
+        warnings.catch_warnings(),
+    ):
+        # A crowded figure falls back to its own layout: fine for a report, not console noise.
+        warnings.filterwarnings("ignore", message="constrained_layout not applied")
         fig = Figure(figsize=(width, height), layout="constrained")
         FigureCanvasSVG(fig)
         draw(fig)
