@@ -33,7 +33,9 @@ def fmt_value(value: Any, unit: Any = None) -> str:
         return "n/a"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, float):
+    if isinstance(value, float) and value.is_integer():
+        text = f"{int(value):,}"
+    elif isinstance(value, float):
         text = f"{value:,.1f}" if abs(value) >= 100 else f"{value:,.3g}"
     elif isinstance(value, int):
         text = f"{value:,}"

@@ -135,6 +135,9 @@ def _max_level(
     )
     if not ran:
         return Limit(value=None, unit=unit, reason=f"no {name} scenario ran")
+    stepped = _database_limit(ran) if protocol == "postgres" else None
+    if stepped is not None:
+        return stepped
     best: tuple[int, str, Limit] | None = None
     for result, analysis in ran:
         error, latency = _limits_of(result, error_limit)
@@ -168,6 +171,28 @@ def _max_level(
             reason=f"no level of any {name} scenario was held within its SLA",
         )
     return best[2]
+
+
+def _database_limit(ran: Sequence[tuple[LoadTestResult, ScenarioAnalysis]]) -> Limit | None:
+    """The limit an exhaustion run found (its own judge: refused connections, errors, pool
+    waits, p95), which knows more than the holds' error rate; None when no run has one."""
+    found = [(r, r.database_limit) for r, _ in ran if r.database_limit is not None]
+    if not found:
+        return None
+    result, limit = max(found, key=lambda f: (f[1].max_database_connections or -1, f[0].scenario))
+    failed = limit.first_failing is not None
+    return Limit(
+        value=None
+        if limit.max_database_connections is None
+        else float(limit.max_database_connections),
+        unit="clients",
+        bound="measured" if failed else "lower_bound",
+        source=LimitSource(scenario=result.scenario, concurrency=limit.max_database_connections),
+        basis=limit.evidence
+        if failed
+        else f"{limit.evidence}; every step up to {limit.tested_up_to} clients held",
+        reason=None if limit.max_database_connections is not None else limit.evidence,
+    )
 
 
 def _max_throughput(pairs: Sequence[tuple[LoadTestResult, ScenarioAnalysis]]) -> Limit:
