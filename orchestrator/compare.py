@@ -28,6 +28,8 @@ from orchestrator.models import EndpointStats, LoadTestResult, TimeBucket
 MB = 1_000_000
 SIGNIFICANCE = 0.01
 MIN_SECONDS = 5
+# Samples a percentile needs beyond it to be compared (p99: 1,000 requests).
+TAIL_SAMPLES = 10
 Direction = Literal["higher_is_worse", "lower_is_worse"]
 Verdict = Literal["regression", "improvement", "same", "not comparable"]
 
@@ -104,6 +106,10 @@ def _percentile(encoded: str | None, pct: float) -> float | None:
     if histogram.get_total_count() == 0:
         return None
     return float(histogram.get_value_at_percentile(pct)) / 1000.0
+
+
+def _samples(encoded: str | None) -> int:
+    return int(hist.decode(encoded).get_total_count()) if encoded else 0
 
 
 def _full_seconds(series: Sequence[TimeBucket]) -> list[TimeBucket]:
@@ -197,9 +203,13 @@ class _Rows:
         new: float | None,
         base_seconds: Sequence[float] = (),
         new_seconds: Sequence[float] = (),
+        too_few: str | None = None,
     ) -> None:
         rule = self.rules[metric]
-        verdict, change, how = judge(rule, base, new, base_seconds, new_seconds)
+        if too_few is not None:
+            verdict, change, how = "not comparable", None, too_few
+        else:
+            verdict, change, how = judge(rule, base, new, base_seconds, new_seconds)
         self.changes.append(
             Change(
                 scenario=self.scenario,
@@ -216,13 +226,23 @@ class _Rows:
         )
 
     def traffic(self, base: Subject, new: Subject) -> None:
+        fewest = min(_samples(base.histogram), _samples(new.histogram))
         for key, pct in (("p50", 50.0), ("p95", 95.0), ("p99", 99.0)):
+            # A percentile rests on the samples beyond it: with fewer than TAIL_SAMPLES
+            # there, a couple of stalls of a busy machine would decide it.
+            needed = math.ceil(TAIL_SAMPLES / (1.0 - pct / 100.0))
+            too_few = (
+                f"too few requests to judge {key} ({fewest:,}; needs {needed:,})"
+                if 0 < fewest < needed
+                else None
+            )
             self.add(
                 key,
                 _percentile(base.histogram, pct),
                 _percentile(new.histogram, pct),
                 _latency_seconds(base.series, key),
                 _latency_seconds(new.series, key),
+                too_few,
             )
         self.add(
             "throughput",

@@ -62,7 +62,7 @@ def test_a_metric_missing_in_one_run_is_not_comparable() -> None:
 def run_once(url: str, report_root: Path, name: str) -> Path:
     load_test(
         f"{url}/api/textbooks/hierarchy",
-        connections=4,
+        connections=8,
         duration=6,
         name="hierarchy",
         report_dir=report_root / name,
@@ -74,15 +74,15 @@ def run_once(url: str, report_root: Path, name: str) -> Path:
 def test_unchanged_target_passes_and_injected_latency_is_named(
     target_factory: Callable[..., Any], node_tools: Path, tmp_path: Path
 ) -> None:
-    # A service whose time is its own (20 ms asleep per request), not the shared CPU's: two
+    # A service whose time is its own (50 ms asleep per request), not the shared CPU's: two
     # runs of it must compare as the same even on a busy machine.
-    plain = target_factory("--latency-ms", "20")
+    plain = target_factory("--latency-ms", "50")
     first = run_once(plain.url, tmp_path, "a")
     second = run_once(plain.url, tmp_path, "b")
     same = compare_runs(first, second)
     assert same.regressions == [], render_markdown(same)
 
-    slow = target_factory("--latency-ms", "60")
+    slow = target_factory("--latency-ms", "150")
     third = run_once(slow.url, tmp_path, "c")
     worse = compare_runs(first, third)
     regressed = {(c.scenario, c.metric) for c in worse.regressions}
