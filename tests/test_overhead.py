@@ -64,9 +64,9 @@ def test_a_run_imports_no_heavy_library_before_its_verdict(
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE.format(heavy=HEAVY), encoding="utf-8")
     url = f"{reference_target.url}/health"
+    argv = [sys.executable, str(probe), "run", "--url", url, "-d", "1", "-q"]
     done = subprocess.run(
-        [sys.executable, str(probe), "run", "--url", url, "-d", "1", "-q"]
-        + ["--report-dir", "reports"],
+        [*argv, "--report-dir", "reports"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
