@@ -77,6 +77,7 @@ class Run:
     wall: float
     cpu: float  # the whole process tree, from wait4
     throughput: float | None
+    requests: int | None = None
     verdict_at: float | None = None
     own_cpu: float | None = None  # orchestrate's Python process alone (excl. children)
     own_cpu_at_verdict: float | None = None
@@ -165,6 +166,7 @@ def through_orchestrate(flags: list[str]) -> Callable[[Path], Run]:
             raise RuntimeError(f"no verdict line in the output of orchestrate:\n{output}")
         summary = json.loads((reports / "latest" / "summary.json").read_text(encoding="utf-8"))
         run.throughput = summary["results"][0]["throughput"]
+        run.requests = summary["results"][0]["totalRequests"]
         return run
 
     return ours
@@ -176,6 +178,7 @@ def bare_autocannon(url: str, connections: int, seconds: int) -> Callable[[Path]
         argv = [tools.node_executable(), str(entry), "--json", "-c", str(connections)]
         run, output = run_timed([*argv, "-d", str(seconds), url], workdir)
         data = json.loads(output)
+        run.requests = int(data["requests"]["total"]) + int(data["errors"])
         run.throughput = float(data["requests"]["total"]) / float(data["duration"])
         return run
 
@@ -190,7 +193,8 @@ def bare_k6(url: str, vus: int, seconds: int) -> Callable[[Path], Run]:
         argv = [k6_engine.executable(), "run", "--quiet", "--no-usage-report", "--no-color"]
         argv += ["--address", "127.0.0.1:0", "--summary-export", str(summary), str(script)]
         run, _ = run_timed(argv, workdir)
-        run.throughput = json.loads(summary.read_text())["metrics"]["http_reqs"]["rate"]
+        requests = json.loads(summary.read_text())["metrics"]["http_reqs"]
+        run.throughput, run.requests = requests["rate"], requests["count"]
         return run
 
     return bare
@@ -213,7 +217,8 @@ def bare_artillery(url: str, users: int, seconds: int) -> Callable[[Path], Run]:
             if invocation.private_dir is not None:
                 shutil.rmtree(invocation.private_dir)
         record = ToolRun(invocation.argv, 0, began, datetime.now(UTC), workdir / "bare.log")
-        run.throughput = artillery.parse(scenario, invocation, record).throughput
+        result = artillery.parse(scenario, invocation, record)
+        run.throughput, run.requests = result.throughput, result.total_requests
         return run
 
     return bare
@@ -308,6 +313,12 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else a / b
 
 
+def tool_us_per_request(run: Run) -> float | None:
+    """The load tool's CPU per request (orchestrate's own Python process left out)."""
+    cpu = run.cpu - (run.own_cpu or 0.0)
+    return None if not run.requests else 1e6 * cpu / run.requests
+
+
 def report(case: Case) -> dict[str, float | None]:
     pairs = case.results
     row = {
@@ -323,6 +334,10 @@ def report(case: Case) -> dict[str, float | None]:
         "bare_throughput": median([b.throughput for b, _ in pairs]),
         "orchestrate_throughput": median([o.throughput for _, o in pairs]),
         "throughput_ratio": median([ratio(o.throughput, b.throughput) for b, o in pairs]),
+        "bare_tool_us_per_request": median([tool_us_per_request(b) for b, _ in pairs]),
+        "tool_us_per_request_through_orchestrate": median(
+            [tool_us_per_request(o) for _, o in pairs]
+        ),
     }
     print(f"\n== {case.name}: {case.what}; {len(pairs)} alternating pairs (medians)")
     print(
@@ -334,6 +349,10 @@ def report(case: Case) -> dict[str, float | None]:
         f"{fmt(row['orchestrate_cpu_total_s'])} s in all, of which orchestrate's Python "
         f"{fmt(row['orchestrate_python_cpu_s'])} s ({fmt(row['python_cpu_to_verdict_s'])} s "
         "up to the verdict)"
+    )
+    print(
+        f"  the tool's CPU per request: bare {fmt(row['bare_tool_us_per_request'], '.1f')} us, "
+        f"through orchestrate {fmt(row['tool_us_per_request_through_orchestrate'], '.1f')} us"
     )
     print(
         f"  throughput: bare {fmt(row['bare_throughput'], ',.0f')} req/s, through orchestrate "
