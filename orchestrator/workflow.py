@@ -26,7 +26,6 @@ from urllib.parse import urlsplit
 
 from orchestrator import interrupts
 from orchestrator.conclude import capacity_report, conclude, save_plan, write_capacity
-from orchestrator.config import LoginConfig
 from orchestrator.engines import known_tools, require_tool
 from orchestrator.errors import ConfigError, ExitCode, FatalError, ToolNotFoundError
 from orchestrator.execute import RunSettings, run_scenario
@@ -46,6 +45,7 @@ from orchestrator.targets import (
 if TYPE_CHECKING:
     from orchestrator.compare import Comparison
     from orchestrator.conclusions.models import CapacityReport
+    from orchestrator.config import LoginConfig
 
 LOG = logging.getLogger(__name__)
 
