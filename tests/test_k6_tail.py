@@ -120,3 +120,4 @@ def test_a_real_k6_run_is_read_while_it_runs(reference_target: Any, tmp_path: Pa
     text = gzip.decompress(invocation.output_path.read_bytes()).decode()
     assert '"name":"GET /health"' in text
     assert '"scenario":' not in text and '"method":' not in text
+    assert '"expected_response":' not in text
