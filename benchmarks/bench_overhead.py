@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -411,16 +410,9 @@ def main() -> None:
                 )
             rows[case.name] = report(case)
     print("\nload average at end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print("Goals: <= 0.5 s to the verdict line (5 s autocannon case); ratio >= 0.97 per engine.")
     if opts.json:
         opts.json.write_text(json.dumps(rows, indent=2))
-    print(
-        textwrap.dedent(
-            """
-            Overhead = orchestrate's wall time minus the bare tool's in the same pair; the
-            goal is <= 0.5 s to the verdict line for the 5 s autocannon case, and a
-            throughput ratio >= 0.97 for every engine."""
-        )
-    )
 
 
 if __name__ == "__main__":
