@@ -51,18 +51,26 @@ def conclude(
     skipped: dict[str, str],
     *,
     interrupted: bool = False,
+    capacity: bool = True,
 ) -> Conclusions:
-    """Suite-wide verdicts, the exit code and the capacity report of ``results``."""
+    """Suite-wide verdicts, the exit code and (unless ``capacity`` is False: the run's
+    pipeline draws it after showing the verdict) the capacity report of ``results``."""
     checks = suite_gates.evaluate_suite(results, suite.suite_thresholds, suite.left_out)
     code = ExitCode.INTERRUPTED if interrupted else sla.suite_exit_code(results, skipped, checks)
-    capacity = None
-    if results:
-        # scipy and numpy are imported only now, when the load is over.
-        from orchestrator.conclusions.capacity import build_capacity_report
+    report = capacity_report(suite, results) if capacity else None
+    return Conclusions(results, skipped, checks, code, report)
 
-        scenarios = {p.scenario.name: p.scenario for p in suite.scenarios}
-        capacity = build_capacity_report(results, scenarios, suite=suite.name)
-    return Conclusions(results, skipped, checks, code, capacity)
+
+def capacity_report(suite: Suite, results: list[LoadTestResult]) -> CapacityReport | None:
+    """The capacity report of ``results`` (None without results)."""
+    if not results:
+        return None
+    # Imported only now, when the load is over; scipy and numpy only for what needs them
+    # (a trend long enough to judge, a curve with enough points to fit).
+    from orchestrator.conclusions.capacity import build_capacity_report
+
+    scenarios = {p.scenario.name: p.scenario for p in suite.scenarios}
+    return build_capacity_report(results, scenarios, suite=suite.name)
 
 
 def write_capacity(capacity: CapacityReport, run_dir: Path) -> Path:

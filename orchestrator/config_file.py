@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from orchestrator.errors import ConfigError
@@ -66,6 +65,8 @@ def format_validation(exc: ValidationError) -> str:
 
 
 def read_yaml(path: Path, label: str) -> Any:
+    import yaml  # only when a config file is read: `orchestrate run` reads none
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

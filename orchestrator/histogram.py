@@ -8,7 +8,8 @@ can be merged exactly later.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 
 from hdrh.histogram import HdrHistogram
 
@@ -81,20 +82,80 @@ def time_bucket(
     it out to keep result.json small).
     """
     has = histogram.get_total_count() > 0
-
-    def ms(pct: float) -> float | None:
-        return histogram.get_value_at_percentile(pct) / 1000.0 if has else None
-
+    p50 = p95 = p99 = None
+    if has:
+        p50, p95, p99 = (v / 1000.0 for v in values_at_percentiles(histogram, (50, 95, 99)))
     return TimeBucket(
         t=t,
         requests=requests,
         errors=errors,
         concurrency=concurrency,
-        p50=ms(50),
-        p95=ms(95),
-        p99=ms(99),
+        p50=p50,
+        p95=p95,
+        p99=p99,
         histogram=encode(histogram) if has and keep_histogram else None,
     )
+
+
+def recorded(histogram: HdrHistogram) -> list[tuple[int, int]]:
+    """(counts index, count) of every non-empty bucket, in value order.
+
+    hdrh's own percentile, mean and stddev readers walk all ~23,000 buckets in Python for
+    each number asked (about a second for one summary); this reads the counts array once.
+    """
+    # A decoded histogram's counts array may be shorter than the layout (hdrh reads the
+    # missing tail as zeros).
+    size = min(histogram.counts_len, histogram.encoder.payload.counts_len)
+    counts = histogram.counts[:size]
+    return [(index, count) for index, count in enumerate(counts) if count]
+
+
+def values_at_percentiles(
+    histogram: HdrHistogram,
+    percentiles: Sequence[float],
+    buckets: Sequence[tuple[int, int]] | None = None,
+) -> list[int]:
+    """Values (µs) at ascending ``percentiles``, each exactly what
+    ``HdrHistogram.get_value_at_percentile`` returns, from one pass over ``buckets``."""
+    buckets = recorded(histogram) if buckets is None else buckets
+    targets = [histogram.get_target_count_at_percentile(p) for p in percentiles]
+    found: list[int] = []
+    seen = 0
+    for index, count in buckets:
+        seen += count
+        while len(found) < len(targets) and seen >= targets[len(found)]:
+            value = histogram.get_value_from_index(index)
+            pct = percentiles[len(found)]
+            found.append(
+                histogram.get_highest_equivalent_value(value)
+                if pct
+                else histogram.get_lowest_equivalent_value(value)
+            )
+        if len(found) == len(targets):
+            break
+    return found + [0] * (len(targets) - len(found))
+
+
+def mean_and_stddev(
+    histogram: HdrHistogram, buckets: Sequence[tuple[int, int]] | None = None
+) -> tuple[float, float]:
+    """(mean, stddev) in µs, the same arithmetic in the same order as hdrh's
+    ``get_mean_value`` and ``get_stddev`` (each value is its bucket's middle)."""
+    total_count = histogram.get_total_count()
+    if not total_count:
+        return 0.0, 0.0
+    buckets = recorded(histogram) if buckets is None else buckets
+    middles = [(histogram.get_value_from_index(i), n) for i, n in buckets]
+    middles = [(histogram._hdr_median_equiv_value(v), n) for v, n in middles]
+    total = 0
+    for middle, count in middles:
+        total += count * middle
+    mean = float(total) / total_count
+    deviation = 0.0
+    for middle, count in middles:
+        dev = (middle * 1.0) - mean
+        deviation += (dev * dev) * count
+    return mean, math.sqrt(deviation / total_count)
 
 
 def encode(histogram: HdrHistogram) -> str:
@@ -117,14 +178,15 @@ def summarize(histogram: HdrHistogram, resolution_us: float = 1.0) -> ResponseTi
     """Latency summary in milliseconds, every number read from the histogram."""
     if histogram.get_total_count() == 0:
         return ResponseTime(source="histogram", resolution_us=resolution_us)
-    values = {
-        key: histogram.get_value_at_percentile(pct) / 1000.0 for key, pct in PERCENTILES.items()
-    }
+    buckets = recorded(histogram)
+    at = values_at_percentiles(histogram, list(PERCENTILES.values()), buckets)
+    values = {key: value / 1000.0 for key, value in zip(PERCENTILES, at, strict=True)}
+    mean, stdev = mean_and_stddev(histogram, buckets)
     return ResponseTime(
         min=histogram.get_min_value() / 1000.0,
         max=histogram.get_max_value() / 1000.0,
-        mean=histogram.get_mean_value() / 1000.0,
-        stdev=histogram.get_stddev() / 1000.0,
+        mean=mean / 1000.0,
+        stdev=stdev / 1000.0,
         source="histogram",
         resolution_us=resolution_us,
         **values,

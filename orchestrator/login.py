@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
-from orchestrator.config import LoginConfig
 from orchestrator.errors import TargetError
 from orchestrator.scenarios import Scenario
+
+if TYPE_CHECKING:
+    from orchestrator.config import LoginConfig
 
 LOGIN_TIMEOUT = 10.0
 

@@ -76,15 +76,18 @@ class Suite(Frozen):
 
 
 def suite_names(config: Config) -> list[str]:
+
     return sorted({*BUILTIN_SUITES, *config.suites})
 
 
 def scenario_names(config: Config) -> list[str]:
+
     return sorted({*BUILTIN_SCENARIOS, *config.scenarios})
 
 
 def resolve_scenario(name: str, config: Config) -> ScenarioConfig:
     """The config's scenario over the built-in of the same name (either may be absent)."""
+
     builtin, own = BUILTIN_SCENARIOS.get(name), config.scenarios.get(name)
     if own is not None:
         return own if builtin is None else own.merged_over(builtin)
@@ -106,6 +109,7 @@ def scale_shape(shape: LoadShape, scale: float) -> LoadShape:
 
 
 def _endpoints(name: str, spec: ScenarioConfig, config: Config) -> list[Endpoint]:
+
     available = config.endpoints
     if spec.endpoints is not None:
         unknown = [e for e in spec.endpoints if e not in available]
@@ -238,6 +242,7 @@ def plan_scenario(
 
 
 def _suite_scenarios(name: str, config: Config) -> list[str]:
+
     if name in config.suites:
         return list(config.suites[name].scenarios)
     if name in BUILTIN_SUITES:
@@ -293,6 +298,7 @@ def build_suite(
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     """The config (see :func:`orchestrator.config.read_config`) with its cross-references
     checked: suites name known scenarios, scenarios known endpoints and a shape."""
+
     config = read_config(path, env)
     problems = check_config(config)
     if problems:

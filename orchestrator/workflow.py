@@ -28,8 +28,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from orchestrator import interrupts
-from orchestrator.conclude import CAPACITY_FILE, PLAN_FILE, conclude, save_plan, write_capacity
-from orchestrator.config import LoginConfig
+from orchestrator.conclude import (
+    CAPACITY_FILE,
+    PLAN_FILE,
+    capacity_report,
+    conclude,
+    save_plan,
+    write_capacity,
+)
 from orchestrator.engines import known_tools, require_tool
 from orchestrator.errors import ConfigError, ExitCode, FatalError, ToolNotFoundError
 from orchestrator.execute import ResultNotSavedError, RunSettings, run_scenario
@@ -51,6 +57,7 @@ from orchestrator.targets import (
 if TYPE_CHECKING:
     from orchestrator.compare import Comparison
     from orchestrator.conclusions.models import CapacityReport
+    from orchestrator.config import LoginConfig
 
 LOG = logging.getLogger(__name__)
 
@@ -102,6 +109,8 @@ class Outcome:
     config_file: Path | None = None
     # Files of the report the disk refused (full, read-only): said once, exit code 3.
     unwritten: list[Unwritten] = field(default_factory=list)
+    # Set once the verdicts are in: the capacity report is drawn from it after they are shown.
+    judged: Suite | None = None
 
 
 def run_job(job: Job) -> Outcome:
@@ -281,12 +290,14 @@ def run_scenarios(
 
 
 def judge(job: Job, outcome: Outcome) -> None:
-    """The suite-wide SLA, the exit code and the capacity report (each result was judged as
-    it was measured); ``orchestrate analyze`` draws the same from the saved run."""
-    found = conclude(job.suite, outcome.results, outcome.skipped)
+    """The suite-wide SLA and the exit code (each result was judged as it was measured);
+    ``orchestrate analyze`` draws the same from the saved run. The capacity report follows
+    in :func:`finish`, once the verdict is on the console."""
+    found = conclude(job.suite, outcome.results, outcome.skipped, capacity=False)
     outcome.suite_checks = found.suite_checks
     outcome.code = found.code
     outcome.capacity = found.capacity
+    outcome.judged = job.suite
     if outcome.unwritten:
         outcome.code = ExitCode.TOOL_OR_TARGET_FAILED
 
@@ -308,18 +319,23 @@ def compare_with(baseline: Path, outcome: Outcome) -> None:
 def finish(
     title: str, heading: str, view: View, outcome: Outcome, json_output: bool = False
 ) -> None:
-    """Write the report directory, then show the outcome (see :data:`View`)."""
+    """Show the outcome (see :data:`View`), then write the report directory.
+
+    A single run's verdict is printed as soon as it is known: the capacity report and the
+    report files (report.html's plots take the longest) come after it. A suite's verdict
+    table follows its capacity report.
+    """
     # Imported when the load is over: rich and jinja2 cost start-up time, not load.
-    from reports.console import (
-        print_capacity,
-        print_headline,
-        print_result,
-        print_verdicts,
-        tables_to_stderr,
-    )
+    from reports.console import tables_to_stderr
     from reports.writer import write_report
 
     tables_to_stderr(json_output)
+    if view == "results":
+        show(view, heading, outcome)
+    if outcome.capacity is None and outcome.judged is not None:
+        outcome.capacity = capacity_report(outcome.judged, outcome.results)
+    if view == "verdicts":
+        show(view, heading, outcome)
     unwritten = list(outcome.unwritten)  # result.json files, refused as they were measured
     if outcome.capacity is not None:
         try:
@@ -344,7 +360,25 @@ def finish(
         )
     except NotWrittenError as exc:
         unwritten += exc.unwritten
-    # The console shows every number even when no file could hold it.
+    if unwritten:
+        # One line for everything the disk refused; what was written is complete.
+        say(f"orchestrate: error: {describe_unwritten(unwritten, outcome.run_dir)}")
+        if outcome.code is not ExitCode.INTERRUPTED:
+            outcome.code = ExitCode.TOOL_OR_TARGET_FAILED
+    # A run that measured nothing says only why (one line, from the CLI).
+    if view == "verdicts" or (view == "results" and outcome.results):
+        say(f"report: {outcome.run_dir}")
+    summary = outcome.run_dir / "summary.json"
+    if json_output and summary.is_file():
+        sys.stdout.write(summary.read_text(encoding="utf-8"))
+        sys.stdout.flush()
+
+
+def show(view: View, heading: str, outcome: Outcome) -> None:
+    """The outcome on the console: the verdicts (and capacity) of a suite, or each result
+    with its PASS/FAIL headline; then any regression against the baseline."""
+    from reports.console import print_capacity, print_headline, print_result, print_verdicts
+
     if view == "verdicts":
         if outcome.capacity is not None:
             print_capacity(outcome.capacity)
@@ -358,15 +392,3 @@ def finish(
             f"FAIL: {len(outcome.comparison.regressions)} regression(s) against the baseline "
             f"{outcome.comparison.base}"
         )
-    if unwritten:
-        # One line for everything the disk refused; what was written is complete.
-        say(f"orchestrate: error: {describe_unwritten(unwritten, outcome.run_dir)}")
-        if outcome.code is not ExitCode.INTERRUPTED:
-            outcome.code = ExitCode.TOOL_OR_TARGET_FAILED
-    # A run that measured nothing says only why (one line, from the CLI).
-    if view == "verdicts" or (view == "results" and outcome.results):
-        say(f"report: {outcome.run_dir}")
-    summary = outcome.run_dir / "summary.json"
-    if json_output and summary.is_file():
-        sys.stdout.write(summary.read_text(encoding="utf-8"))
-        sys.stdout.flush()

@@ -59,10 +59,16 @@ def scenario_figures(
         why = plots.why_missing(result, ["histogram", "responseTime"], "no latency histogram")
         figures.append(Plot("distribution", DISTRIBUTION, reason=f"not measured: {why}"))
     if len(result.steps) >= 2:
-        figures.append(draw_plot("capacity", CAPACITY, lambda: plots.capacity_svg(result)))
+        figures.append(draw_plot("capacity", CAPACITY, lambda: _capacity_per_step(result)))
     if len(result.steps) >= 2 and analysis is not None:
         figures.append(_usl_figure(result, analysis))
     return figures
+
+
+def _capacity_per_step(result: LoadTestResult) -> bytes:
+    from reports import usl_plot
+
+    return usl_plot.capacity_svg(result)
 
 
 def _usl_figure(result: LoadTestResult, analysis: Mapping[str, Any]) -> Plot:

@@ -1,7 +1,7 @@
 """Plots of one result as SVG bytes: a timeline on one shared time axis, capacity per step.
 
 Every function here is pure (result in, SVG bytes out) so plots can be drawn anywhere, any
-time after the run; matplotlib and pandas are imported inside the functions, never when this
+time after the run; matplotlib is imported inside the functions, never when this
 module (or ``reports.writer``) is imported. Missing data is a gap (NaN), never a zero; a
 panel whose data is missing says why instead of showing an empty frame.
 """
@@ -13,6 +13,7 @@ import io
 import logging
 import math
 import re
+import statistics
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,6 @@ from orchestrator.models import LoadTestResult
 from reports.summary import units
 
 if TYPE_CHECKING:
-    import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -107,24 +107,44 @@ def why_missing(result: LoadTestResult, keys: Sequence[str], default: str) -> st
     return default
 
 
-def per_second_frame(result: LoadTestResult) -> pd.DataFrame:
-    """The time series as rates per second at each bucket's middle; NaN rows break gaps."""
-    import pandas as pd
+Frame = dict[str, list[float]]
 
-    frame = pd.DataFrame([b.model_dump() for b in result.time_series])
+
+def per_second_frame(result: LoadTestResult) -> Frame:
+    """The time series as rates per second at each bucket's middle, column by column (NaN
+    for what is missing); NaN rows break the lines at gaps. Plain lists: pandas would cost
+    the report a fifth of a second to import for a few dozen rows."""
+    series = result.time_series
+    t = [b.t for b in series]
+    diffs = [b - a for a, b in pairwise(t)]
+    step = statistics.median(diffs) if diffs else 1.0
+    nexts = [*t[1:], t[-1] + step]
+    ends = [min(after, start + step) for start, after in zip(t, nexts, strict=True)]
+    last = max(result.duration, t[-1])
+    widths = [min(end, last) - start for start, end in zip(t, ends, strict=True)]
+    frame: Frame = {
+        "x": [start + width / 2 for start, width in zip(t, widths, strict=True)],
+        "rps": [],
+        "eps": [],
+    }
+    for bucket, width in zip(series, widths, strict=True):
+        # A trailing bucket too short to be a rate is no rate.
+        rated = width >= MIN_BUCKET_SHARE * step
+        frame["rps"].append(bucket.requests / width if rated else math.nan)
+        frame["eps"].append(bucket.errors / width if rated else math.nan)
     for column in ("concurrency", "p50", "p95", "p99"):
-        frame[column] = frame[column].astype("float64")
-    diffs = frame["t"].diff().dropna()
-    step = float(diffs.median()) if len(diffs) else 1.0
-    ends = frame["t"].shift(-1).fillna(frame["t"] + step).clip(upper=frame["t"] + step)
-    width = ends.clip(upper=max(result.duration, float(frame["t"].iloc[-1]))) - frame["t"]
-    frame["x"] = frame["t"] + width / 2
-    width = width.where(width >= MIN_BUCKET_SHARE * step)
-    frame["rps"] = frame["requests"] / width
-    frame["eps"] = frame["errors"] / width
+        frame[column] = nan_for_none([getattr(b, column) for b in series])
     # A missing second is a gap in the lines, not a straight line across it.
-    breaks = frame.loc[frame["t"].diff(-1) < -1.5 * step, "x"] + step
-    return pd.concat([frame, pd.DataFrame({"x": breaks})]).sort_values("x", ignore_index=True)
+    gaps = [i for i, (a, b) in enumerate(pairwise(t)) if b - a > 1.5 * step]
+    for i in reversed(gaps):
+        for column, values in frame.items():
+            values.insert(i + 1, frame["x"][i] + step if column == "x" else math.nan)
+    return frame
+
+
+def known(values: Sequence[float]) -> list[float]:
+    """The values that are not NaN."""
+    return [v for v in values if not math.isnan(v)]
 
 
 def nan_for_none(values: Sequence[float | None]) -> list[float]:
@@ -194,11 +214,11 @@ def _latency_panel(result: LoadTestResult, ax: Axes) -> None:
         return say_missing(ax, title, why_missing(result, keys, "no per-second percentiles"))
     frame = per_second_frame(result)
     for column in ("p50", "p95", "p99"):
-        if frame[column].notna().any():
+        if known(frame[column]):
             ax.plot(frame["x"], frame[column], color=COLORS[column], label=column,
-                    marker=_marker(len(frame)))  # fmt: skip
+                    marker=_marker(len(frame["x"])))  # fmt: skip
     style(ax, title, "latency (ms)")
-    top = float(frame[["p50", "p95", "p99"]].max().max())
+    top = max(known(frame["p50"] + frame["p95"] + frame["p99"]))
     # An SLA line far above the data would flatten it: such a limit is named, not drawn.
     off_scale = []
     for check in result.thresholds:
@@ -223,18 +243,18 @@ def _throughput_panel(result: LoadTestResult, ax: Axes) -> None:
     if not result.time_series:
         return say_missing(ax, title, why_missing(result, ["timeSeries"], "no per-second samples"))
     frame = per_second_frame(result)
-    mark = _marker(len(frame))
+    mark = _marker(len(frame["x"]))
     ax.plot(frame["x"], frame["rps"], color=COLORS["requests"], label=f"{noun}/s", marker=mark)
     ax.plot(frame["x"], frame["eps"], color=COLORS["errors"], label="errors/s", marker=mark)
     style(ax, title, "per second")
     from_zero(ax)
     axes = [ax]
-    if frame["concurrency"].notna().any():
+    if known(frame["concurrency"]):
         twin = ax.twinx()
         twin.plot(frame["x"], frame["concurrency"], color=COLORS["concurrency"], linestyle="--",
                   drawstyle="steps-mid", label=users_label(result))  # fmt: skip
         twin.set_ylabel(users_label(result), fontsize=9)
-        twin.set_ylim(bottom=0, top=max(1.0, float(frame["concurrency"].max())) * 1.15)
+        twin.set_ylim(bottom=0, top=max(1.0, *known(frame["concurrency"])) * 1.15)
         axes.append(twin)
     legend(*axes)
     return None
@@ -341,48 +361,3 @@ def timeline_svg(result: LoadTestResult) -> bytes:
         axes[-1].set_xlabel("seconds since start")
 
     return render_svg(draw, PANEL * len(panels) + 0.4)
-
-
-def capacity_svg(result: LoadTestResult) -> bytes:
-    """Throughput and p99 per load step (a stepped run): where more load stops helping."""
-    steps = result.steps
-    xs = [s.concurrency for s in steps]
-    _, rate = units(result.protocol)
-
-    def draw(fig: Figure) -> None:
-        # A line reads "more load ->" only when the load only rose; a spike's way back down
-        # would fold the line onto itself, so then each step is a numbered point.
-        rising = all(a < b for a, b in pairwise(xs))
-        line = "-" if rising else "none"
-        ax = fig.subplots()
-        tput = nan_for_none([s.throughput for s in steps])
-        ax.plot(
-            xs, tput, color=COLORS["requests"], marker="o", ls=line, label=f"throughput ({rate})"
-        )
-        for x, y, step in zip(xs, tput, steps, strict=True):
-            failed = step.failed_requests / step.total_requests if step.total_requests else 0.0
-            note = " ".join(
-                ([] if rising else [f"#{step.index}"]) + ([f"{failed:.1%} err"] if failed else [])
-            )
-            if note:
-                last = x == max(xs)  # written leftwards there, or the frame cuts it off
-                ax.annotate(note, (x, y), xytext=(-4 if last else 4, 4), fontsize=7,
-                            textcoords="offset points", ha="right" if last else "left",
-                            color=COLORS["errors"] if failed else "#444444")  # fmt: skip
-        style(ax, "Capacity per step", rate)
-        ax.set_xlabel(users_label(result))
-        from_zero(ax)
-        twin = ax.twinx()
-        p99 = nan_for_none([s.response_time.p99 for s in steps])
-        twin.plot(xs, p99, color=COLORS["p99"], marker="s", ls=line, label="p99 (ms)")
-        twin.set_ylabel("p99 latency (ms)", fontsize=9)
-        from_zero(twin)
-        limits = result.capacity_limits
-        # Marked only when a higher step broke the limit: the top step tested is not a limit.
-        top = limits.max_concurrency if limits is not None else None
-        if top is not None and top < max(xs):
-            ax.axvline(top, color=COLORS["limit"], linestyle="--",
-                       label=f"last step within the error limit ({top:,})")  # fmt: skip
-        legend(ax, twin)
-
-    return render_svg(draw, 3.3)

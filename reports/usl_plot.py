@@ -10,12 +10,17 @@ draws.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
+from reports import plots
 from reports.plots import COLORS, from_zero, nan_for_none, render_svg, style
+from reports.summary import units
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from orchestrator.models import LoadTestResult
 
 USL_LABEL = "USL fit (estimate)"
 # Points drawn along the fitted curve.
@@ -109,3 +114,53 @@ def usl_capacity_svg(
                    frameon=False)  # fmt: skip
 
     return render_svg(draw, 4.0)
+
+
+def capacity_svg(result: LoadTestResult) -> bytes:
+    """Throughput and p99 per load step (a stepped run): where more load stops helping."""
+    steps = result.steps
+    xs = [s.concurrency for s in steps]
+    _, rate = units(result.protocol)
+
+    def draw(fig: Figure) -> None:
+        # A line reads "more load ->" only when the load only rose; a spike's way back down
+        # would fold the line onto itself, so then each step is a numbered point.
+        rising = all(a < b for a, b in pairwise(xs))
+        line = "-" if rising else "none"
+        ax = fig.subplots()
+        tput = plots.nan_for_none([s.throughput for s in steps])
+        ax.plot(
+            xs,
+            tput,
+            color=plots.COLORS["requests"],
+            marker="o",
+            ls=line,
+            label=f"throughput ({rate})",
+        )
+        for x, y, step in zip(xs, tput, steps, strict=True):
+            failed = step.failed_requests / step.total_requests if step.total_requests else 0.0
+            note = " ".join(
+                ([] if rising else [f"#{step.index}"]) + ([f"{failed:.1%} err"] if failed else [])
+            )
+            if note:
+                last = x == max(xs)  # written leftwards there, or the frame cuts it off
+                ax.annotate(note, (x, y), xytext=(-4 if last else 4, 4), fontsize=7,
+                            textcoords="offset points", ha="right" if last else "left",
+                            color=plots.COLORS["errors"] if failed else "#444444")  # fmt: skip
+        plots.style(ax, "Capacity per step", rate)
+        ax.set_xlabel(plots.users_label(result))
+        plots.from_zero(ax)
+        twin = ax.twinx()
+        p99 = plots.nan_for_none([s.response_time.p99 for s in steps])
+        twin.plot(xs, p99, color=plots.COLORS["p99"], marker="s", ls=line, label="p99 (ms)")
+        twin.set_ylabel("p99 latency (ms)", fontsize=9)
+        plots.from_zero(twin)
+        limits = result.capacity_limits
+        # Marked only when a higher step broke the limit: the top step tested is not a limit.
+        top = limits.max_concurrency if limits is not None else None
+        if top is not None and top < max(xs):
+            ax.axvline(top, color=plots.COLORS["limit"], linestyle="--",
+                       label=f"last step within the error limit ({top:,})")  # fmt: skip
+        plots.legend(ax, twin)
+
+    return plots.render_svg(draw, 3.3)

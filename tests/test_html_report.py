@@ -171,14 +171,14 @@ def test_per_second_frame_leaves_gaps_and_rates_a_short_last_bucket_honestly() -
         TimeBucket(t=5.0, requests=3, errors=0),  # the run ended at 5.05 s: not a rate
     ]
     frame = plots.per_second_frame(make_result(time_series=series, duration=5.05))
-    assert frame["x"].tolist() == pytest.approx([0.5, 1.5, 2.5, 3.5, 4.5, 5.025])
-    rps = frame["rps"].tolist()
+    assert frame["x"] == pytest.approx([0.5, 1.5, 2.5, 3.5, 4.5, 5.025])
+    rps = frame["rps"]
     assert rps[:2] == [100.0, 100.0]
     assert rps[2] != rps[2]  # the gap is NaN, not 0
     assert rps[3:5] == [100.0, 50.0]
-    assert frame["eps"].iloc[4] == 5.0
+    assert frame["eps"][4] == 5.0
     assert rps[5] != rps[5]
-    assert frame["p95"].isna().all()
+    assert all(v != v for v in frame["p95"])
 
 
 def test_one_time_axis_spans_every_series_of_a_scenario() -> None:

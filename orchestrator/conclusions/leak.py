@@ -26,9 +26,6 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
-import numpy as np
-from scipy.stats import kendalltau, theilslopes
-
 from orchestrator.conclusions.models import LeakReport, LeakVerdictText, Trend
 from orchestrator.models import ResourceSample, ResourceUsage
 
@@ -112,6 +109,10 @@ def judge_trend(
             detail=f"too short to judge: {count} samples over {span:.3g} s (needs "
             f"{MIN_SAMPLES} samples over {MIN_SECONDS:g} s after the warm-up)",
         )
+    # Imported only for a series long enough to judge: scipy costs a short run ~1 s.
+    import numpy as np
+    from scipy.stats import kendalltau, theilslopes
+
     t = np.array([p[0] for p in points])
     y = np.array([p[1] for p in points])
     scale = PER_MINUTE[resource]

@@ -13,11 +13,12 @@ import logging
 import math
 import warnings
 from collections.abc import Sequence
-
-import numpy as np
-from scipy.optimize import OptimizeWarning, curve_fit
+from typing import TYPE_CHECKING
 
 from orchestrator.conclusions.models import UslFit
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LOG = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ def predict(fit: UslFit, n: float) -> float | None:
 
 
 def _r_squared(y: np.ndarray, fitted: np.ndarray) -> float:
+    import numpy as np
+
     total = float(np.sum((y - y.mean()) ** 2))
     residual = float(np.sum((y - fitted) ** 2))
     if total == 0.0:
@@ -53,6 +56,9 @@ def _r_squared(y: np.ndarray, fitted: np.ndarray) -> float:
 
 def _best_fit(n: np.ndarray, x: np.ndarray) -> tuple[float, float, float] | None:
     """Least squares from a few starting points (deterministic); the lowest residual wins."""
+    import numpy as np
+    from scipy.optimize import OptimizeWarning, curve_fit
+
     slope0 = float(np.max(x / n))
     best: tuple[float, tuple[float, float, float]] | None = None
     for sigma0, kappa0 in ((0.05, 1e-4), (0.3, 1e-3), (0.01, 1e-6), (0.8, 1e-2)):
@@ -95,6 +101,9 @@ def fit_usl(points: Sequence[tuple[float, float]]) -> UslFit:
             reason=f"{levels} distinct concurrency level(s); the law has 3 parameters "
             f"and needs at least {MIN_POINTS}",
         )
+    # numpy and scipy only for a fit that can be made: a single run never pays for them.
+    import numpy as np
+
     n = np.array([c for c, _ in usable])
     x = np.array([t for _, t in usable])
     if not np.any(x > 0):

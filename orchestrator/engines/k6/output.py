@@ -272,12 +272,15 @@ def parse_output(
     scenario: Scenario,
     run: ToolRun,
     tool_version: str | None,
+    tally: Tally | None = None,
 ) -> LoadTestResult:
-    """The result of a run prepared by the k6 adapter."""
+    """The result of a run prepared by the k6 adapter; ``tally``: the raw output as read
+    while k6 wrote it, when that read was clean and complete (else the file is read now)."""
     if not raw.is_file():
         raise ParseError(str(raw), "open", f"k6 wrote no raw output ({run.describe_failure()})")
     partial = run.interrupted or run.timed_out
-    tally = read_raw(raw, partial_ok=partial)
+    if tally is None or partial:
+        tally = read_raw(raw, partial_ok=partial)
     metrics = _read_checked_summary(summary, tally)
     duration = _duration(tally, metrics) or (run.elapsed if tally.total else None)
     target = scenario.ws_url if scenario.protocol == "ws" else scenario.base_url
