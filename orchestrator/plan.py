@@ -13,19 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orchestrator.builtins import (
-    BUILTIN_SCENARIOS,
-    BUILTIN_SUITES,
-    JOURNEY_ENDPOINTS,
-    JOURNEY_SCENARIOS,
-    PREFERRED_ENDPOINTS,
-    seed_journey,
-)
-from orchestrator.config import Config, ScenarioConfig, WsFlowConfig, read_config
 from orchestrator.config_file import format_validation
 from orchestrator.engines import default_engine, get_engine
 from orchestrator.errors import ConfigError
@@ -34,6 +25,12 @@ from orchestrator.models import Transport
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, SqlFile, Stage
 from orchestrator.sla import ThresholdSpec
 from orchestrator.sla_endpoints import check_endpoint_names
+
+if TYPE_CHECKING:
+    from orchestrator.config import Config, ScenarioConfig, WsFlowConfig
+
+# The config's models and the built-in scenarios (built from them) are imported by the
+# functions that plan a suite: `orchestrate run` plans its one scenario without them.
 
 # Scenario fields a config scenario passes to the Scenario as they are.
 PASSED_THROUGH = (
@@ -76,17 +73,20 @@ class Suite(Frozen):
 
 
 def suite_names(config: Config) -> list[str]:
+    from orchestrator.builtins import BUILTIN_SUITES
 
     return sorted({*BUILTIN_SUITES, *config.suites})
 
 
 def scenario_names(config: Config) -> list[str]:
+    from orchestrator.builtins import BUILTIN_SCENARIOS
 
     return sorted({*BUILTIN_SCENARIOS, *config.scenarios})
 
 
 def resolve_scenario(name: str, config: Config) -> ScenarioConfig:
     """The config's scenario over the built-in of the same name (either may be absent)."""
+    from orchestrator.builtins import BUILTIN_SCENARIOS
 
     builtin, own = BUILTIN_SCENARIOS.get(name), config.scenarios.get(name)
     if own is not None:
@@ -109,6 +109,7 @@ def scale_shape(shape: LoadShape, scale: float) -> LoadShape:
 
 
 def _endpoints(name: str, spec: ScenarioConfig, config: Config) -> list[Endpoint]:
+    from orchestrator.builtins import PREFERRED_ENDPOINTS
 
     available = config.endpoints
     if spec.endpoints is not None:
@@ -131,6 +132,8 @@ def _flow(name: str, spec: ScenarioConfig, config: Config) -> FlowConfig | None:
     """The scenario's own flow; else, for a built-in of the seed's, the seed's journey when
     the config defines its endpoints and the scenario names no ``endpoints:`` (nor says
     ``journey: false``)."""
+    from orchestrator.builtins import JOURNEY_ENDPOINTS, JOURNEY_SCENARIOS, seed_journey
+
     if spec.flow is not None:
         return spec.flow
     if name not in JOURNEY_SCENARIOS or spec.endpoints is not None or spec.journey is False:
@@ -242,6 +245,7 @@ def plan_scenario(
 
 
 def _suite_scenarios(name: str, config: Config) -> list[str]:
+    from orchestrator.builtins import BUILTIN_SUITES
 
     if name in config.suites:
         return list(config.suites[name].scenarios)
@@ -298,6 +302,7 @@ def build_suite(
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     """The config (see :func:`orchestrator.config.read_config`) with its cross-references
     checked: suites name known scenarios, scenarios known endpoints and a shape."""
+    from orchestrator.config import read_config
 
     config = read_config(path, env)
     problems = check_config(config)
