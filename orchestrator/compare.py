@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from hdrh.histogram import HdrHistogram
 from pydantic import Field
 
 from orchestrator import histogram as hist
@@ -99,17 +100,18 @@ def load_results(run_dir: Path) -> dict[str, LoadTestResult]:
     return {r.scenario: r for r in results}
 
 
-def _percentile(encoded: str | None, pct: float) -> float | None:
-    if not encoded:
-        return None
-    histogram = hist.decode(encoded)
-    if histogram.get_total_count() == 0:
+def _percentile(histogram: HdrHistogram | None, pct: float) -> float | None:
+    if histogram is None or histogram.get_total_count() == 0:
         return None
     return float(histogram.get_value_at_percentile(pct)) / 1000.0
 
 
-def _samples(encoded: str | None) -> int:
-    return int(hist.decode(encoded).get_total_count()) if encoded else 0
+def _decoded(encoded: str | None) -> HdrHistogram | None:
+    return hist.decode(encoded) if encoded else None
+
+
+def _samples(histogram: HdrHistogram | None) -> int:
+    return int(histogram.get_total_count()) if histogram is not None else 0
 
 
 def _full_seconds(series: Sequence[TimeBucket]) -> list[TimeBucket]:
@@ -226,7 +228,9 @@ class _Rows:
         )
 
     def traffic(self, base: Subject, new: Subject) -> None:
-        fewest = min(_samples(base.histogram), _samples(new.histogram))
+        # Each histogram decoded once for the three percentiles and its sample count.
+        base_hist, new_hist = _decoded(base.histogram), _decoded(new.histogram)
+        fewest = min(_samples(base_hist), _samples(new_hist))
         for key, pct in (("p50", 50.0), ("p95", 95.0), ("p99", 99.0)):
             # A percentile rests on the samples beyond it: with fewer than TAIL_SAMPLES
             # there, a couple of stalls of a busy machine would decide it.
@@ -238,8 +242,8 @@ class _Rows:
             )
             self.add(
                 key,
-                _percentile(base.histogram, pct),
-                _percentile(new.histogram, pct),
+                _percentile(base_hist, pct),
+                _percentile(new_hist, pct),
                 _latency_seconds(base.series, key),
                 _latency_seconds(new.series, key),
                 too_few,

@@ -96,7 +96,8 @@ def analyse_scenario(
             "as they touch shared buffers)"
         )
     else:
-        leak = leak_report(result.resource_usage, window)
+        # The run judged it already, over the same window (orchestrator.analysis).
+        leak = result.leak or leak_report(result.resource_usage, window)
         if leak is None:
             why = result.missing.get("resourceUsage", "the target was not sampled")
             notes.append(f"no leak verdict: {why}")
