@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.models import LoadTestResult, ResponseTime
+from orchestrator.models import EndpointStats, LoadTestResult
 from reports.summary import fmt_int, fmt_ms, fmt_num
 
 ENDPOINT_COLUMNS = (
@@ -10,36 +10,39 @@ ENDPOINT_COLUMNS = (
 )  # fmt: skip
 
 
+def request_cells(item: LoadTestResult | EndpointStats) -> dict[str, str]:
+    """One row's figures, as every per-request table shows them (Markdown, console, HTML)."""
+    rt = item.response_time
+    return {
+        "count": fmt_int(item.total_requests),
+        "ok": fmt_int(item.successful_requests),
+        "failed": fmt_int(item.failed_requests),
+        "error %": fmt_num(item.error_rate, 2),
+        "rate": fmt_num(item.throughput, 1),
+        **{k: fmt_ms(getattr(rt, k)) for k in ("min", "mean", "p50", "p95", "p99", "max")},
+    }
+
+
 def endpoint_rows(result: LoadTestResult) -> list[tuple[str, ...]]:
     """Per endpoint (as Gatling's per-request table), then the whole run as "all"; none
     when the engine measured no per-endpoint numbers or there is one endpoint only (its
     numbers are the run's)."""
+    if len(result.endpoints) < 2:
+        return []
     rows: list[tuple[str, ...]] = []
-    for e in result.endpoints if len(result.endpoints) > 1 else []:
+    for e in result.endpoints:
         label = e.name
         if e.method and e.path and e.name != f"{e.method} {e.path}":
             label += f" ({e.method} {e.path})"
-        counts = (e.total_requests, e.successful_requests, e.error_rate, e.throughput)
-        rows.append(_endpoint_row(label, *counts, e.response_time))
-    if rows:
-        r = result
-        whole = (r.total_requests, r.successful_requests, r.error_rate, r.throughput)
-        rows.append(_endpoint_row("all", *whole, r.response_time))
+        rows.append(_row(label, e))
+    rows.append(_row("all", result))
     return rows
 
 
-def _endpoint_row(
-    label: str,
-    total: int | None,
-    ok: int | None,
-    error_rate: float | None,
-    throughput: float | None,
-    rt: ResponseTime,
-) -> tuple[str, ...]:
-    failed = None if total is None or ok is None else total - ok
-    latencies = (rt.min, rt.p50, rt.p95, rt.p99, rt.max)
-    return (label, fmt_int(total), fmt_int(ok), fmt_int(failed), fmt_num(error_rate, 2),
-            fmt_num(throughput, 1), *(fmt_ms(v) for v in latencies))  # fmt: skip
+def _row(label: str, item: LoadTestResult | EndpointStats) -> tuple[str, ...]:
+    c = request_cells(item)
+    return (label, *(c[k] for k in ("count", "ok", "failed", "error %", "rate")),
+            *(c[k] for k in ("min", "p50", "p95", "p99", "max")))  # fmt: skip
 
 
 def endpoint_markdown(result: LoadTestResult) -> list[str]:

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from orchestrator.models import EndpointStats, LoadTestResult, ResponseTime, Status
+from orchestrator.models import EndpointStats, LoadTestResult, Status
 from orchestrator.sla import format_metric
+from reports.endpoint_table import request_cells
 from reports.plots import Plot, slug
 from reports.summary import check_verdict, fmt_ms, fmt_num, shown_path, summary_rows, units
 
@@ -93,10 +94,6 @@ def sla_rows(result: LoadTestResult) -> list[SlaRow]:
     return rows
 
 
-def _latency_cells(rt: ResponseTime) -> dict[str, str]:
-    return {k: fmt_ms(getattr(rt, k)) for k in ("min", "mean", "p50", "p95", "p99", "max")}
-
-
 def _codes_text(codes: dict[str, int]) -> str:
     return ", ".join(f"{code}: {count:,}" for code, count in sorted(codes.items()))
 
@@ -106,14 +103,12 @@ def endpoint_rows(result: LoadTestResult) -> list[dict[str, str]]:
     _, rate = units(result.protocol)
 
     def row(name: str, item: LoadTestResult | EndpointStats) -> dict[str, str]:
-        total, failed = item.total_requests, item.failed_requests
+        c = request_cells(item)
         return {
             "name": name,
-            "count": "n/a" if total is None else f"{total:,}",
-            "failed": "n/a" if failed is None else f"{failed:,}",
-            "error %": fmt_num(item.error_rate, 2),
-            rate: fmt_num(item.throughput, 1),
-            **_latency_cells(item.response_time),
+            **{k: c[k] for k in ("count", "failed", "error %")},
+            rate: c["rate"],
+            **{k: c[k] for k in ("min", "mean", "p50", "p95", "p99", "max")},
             "status codes": _codes_text(item.status_codes),
         }
 
