@@ -16,7 +16,7 @@ have="$(cat "$stamp" 2>/dev/null || true)"
 if [ "$have" != "$want" ] && [ "$have" != "${want%-main}-dev" ]; then
   echo "installing orchestrate into $venv (log: $venv/pip-install.log)"
   spec="$root"
-  [ "${1:-main}" = "dev" ] && spec="$root[dev]"
+  [ "${1:-main}" = "dev" ] && spec="${root}[dev]"
   # pip's and setuptools' chatter goes to the log; it is shown only if the install fails.
   if ! { "$venv/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
          "$venv/bin/python" -m pip install --disable-pip-version-check -e "$spec"; } \
@@ -27,62 +27,46 @@ if [ "$have" != "$want" ] && [ "$have" != "${want%-main}-dev" ]; then
   fi
   echo "$want" > "$stamp"
 fi
+# System packages the scenarios and tests need: installed with apt-get when root, else
+# one hint. `apt-get update` runs at most once.
+apt_updated=0
+apt_install() {  # apt_install "PACKAGES" "what needs them"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing $1 with apt-get"
+    [ "$apt_updated" = 1 ] || { apt-get update -qq; apt_updated=1; }
+    # shellcheck disable=SC2086 # the package list is meant to split into words
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $1 >/dev/null
+  else
+    echo "setup: $2 need $1 (Debian/Ubuntu: sudo apt-get install $1)" >&2
+    return 1
+  fi
+}
 # pgbench (db-pool scenario), and the PostgreSQL server and PgBouncer its tests start privately.
 has_initdb() { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
 has_pgbouncer() { command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; }
 if ! command -v pgbench >/dev/null || ! has_initdb || ! has_pgbouncer; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing PostgreSQL (pgbench, initdb) and PgBouncer with apt-get"
-    # Binaries only: no cluster is created or started on this machine.
-    if [ ! -f /etc/postgresql-common/createcluster.conf ]; then
-      mkdir -p /etc/postgresql-common
-      echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
-    fi
-    apt-get update -qq
-    had_pgbouncer=0; has_pgbouncer && had_pgbouncer=1
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib pgbouncer >/dev/null
+  had_pgbouncer=0; has_pgbouncer && had_pgbouncer=1
+  # Binaries only: no cluster is created or started on this machine.
+  if [ "$(id -u)" = 0 ] && [ ! -f /etc/postgresql-common/createcluster.conf ]; then
+    mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
+  fi
+  if apt_install "postgresql postgresql-contrib pgbouncer" "the database scenarios and their tests" \
+     && [ "$had_pgbouncer" = 0 ] && command -v systemctl >/dev/null; then
     # Debian enables and starts a PgBouncer service on install; tests start their own.
-    if [ "$had_pgbouncer" = 0 ] && command -v systemctl >/dev/null; then
-      systemctl disable --now pgbouncer.service >/dev/null 2>&1 || true
-    fi
-  else
-    echo "setup: pgbench/initdb/pgbouncer not found: the db-pool scenario and its tests need them." >&2
-    echo "  Debian/Ubuntu: sudo apt-get install postgresql postgresql-contrib pgbouncer" >&2
+    systemctl disable --now pgbouncer.service >/dev/null 2>&1 || true
   fi
 fi
 # Docker engine and a static busybox: the container-target tests start a private dockerd
 # (never the machine's own) and build their image from busybox without any registry.
 has_static_busybox() { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }
 if ! command -v dockerd >/dev/null || ! has_static_busybox; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing docker.io and busybox-static with apt-get"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io busybox-static >/dev/null
-  else
-    echo "setup: dockerd or a static busybox not found: the container-target tests need them." >&2
-    echo "  Debian/Ubuntu: sudo apt-get install docker.io busybox-static" >&2
-  fi
+  apt_install "docker.io busybox-static" "the container-target tests" || true
 fi
 # iproute2 (`ip netns`, veth): the multi-host k6 test makes private network namespaces.
-if ! command -v ip >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing iproute2 with apt-get"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
-  else
-    echo "setup: ip (iproute2) not found: the multi-host k6 test needs it." >&2
-    echo "  Debian/Ubuntu: sudo apt-get install iproute2" >&2
-  fi
-fi
+command -v ip >/dev/null || apt_install iproute2 "the multi-host k6 test" || true
 # Chromium: the report tests open report.html in a headless browser, as a person would.
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing chromium with apt-get"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "setup: chromium not found: the report page tests need it." >&2
-    echo "  Debian/Ubuntu: sudo apt-get install chromium" >&2
-  fi
+  apt_install chromium "the report page tests" || true
 fi
 "$venv/bin/orchestrate" tools install
