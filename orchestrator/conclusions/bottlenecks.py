@@ -162,48 +162,30 @@ def connection_bottlenecks(
     refused = {k: v for k, v in sorted(result.errors.items()) if k in CONNECTION_KINDS and v}
     timeouts = result.errors.get("timeout", 0) + result.errors.get("timeouts", 0)
     of = f" of {_count(total)} requests" if total else ""
-    if pool:
-        found.append(
-            Bottleneck(
-                component="database connections",
-                limit=limit,
-                unit=unit,
-                scenario=result.scenario,
-                evidence=[f"too_many_connections: {_count(pool)}{of}"],
-                recommendation=(
-                    f"{result.scenario}: the server refused connections past its limit: put a "
-                    "pool (PgBouncer) in front or size the application's pool below max_connections"
-                ),
+    # (component, evidence, advice) of each kind of failure seen; the same shape for all.
+    seen = [
+        ("database connections", {"too_many_connections": pool} if pool else {},
+         "the server refused connections past its limit: put a pool (PgBouncer) in front or "
+         "size the application's pool below max_connections"),
+        ("connections", refused,
+         "connections were refused or dropped: check the server's accept backlog, connection "
+         "limit and open-file limit (ulimit -n)"),
+        ("timeouts", {"timeouts": timeouts} if timeouts else {},
+         "requests waited longer than the timeout: something queues them (see the knee) or a "
+         "dependency stalls"),
+    ]  # fmt: skip
+    for component, counts, advice in seen:
+        if counts:
+            found.append(
+                Bottleneck(
+                    component=component,
+                    limit=limit,
+                    unit=unit,
+                    scenario=result.scenario,
+                    evidence=[f"{kind}: {_count(n)}{of}" for kind, n in counts.items()],
+                    recommendation=f"{result.scenario}: {advice}",
+                )
             )
-        )
-    if refused:
-        found.append(
-            Bottleneck(
-                component="connections",
-                limit=limit,
-                unit=unit,
-                scenario=result.scenario,
-                evidence=[f"{kind}: {_count(n)}{of}" for kind, n in refused.items()],
-                recommendation=(
-                    f"{result.scenario}: connections were refused or dropped: check the "
-                    "server's accept backlog, connection limit and open-file limit (ulimit -n)"
-                ),
-            )
-        )
-    if timeouts:
-        found.append(
-            Bottleneck(
-                component="timeouts",
-                limit=limit,
-                unit=unit,
-                scenario=result.scenario,
-                evidence=[f"timeouts: {_count(timeouts)}{of}"],
-                recommendation=(
-                    f"{result.scenario}: requests waited longer than the timeout: something "
-                    "queues them (see the knee) or a dependency stalls"
-                ),
-            )
-        )
     return found
 
 
