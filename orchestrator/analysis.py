@@ -7,19 +7,8 @@ Only measured numbers go in.
 from __future__ import annotations
 
 from orchestrator.models import CapacityLimits, LeakReport, LoadTestResult, StepSummary
-from orchestrator.recovery import SpikePhases, recovery_after_spike, spike_phases
+from orchestrator.recovery import recovery_after_spike
 from orchestrator.scenarios import LoadShape, Scenario
-
-# Re-exported: the spike's phases and recovery were first defined here.
-__all__ = [
-    "SpikePhases",
-    "attach_findings",
-    "capacity_from_steps",
-    "judge_leak",
-    "recovery_after_spike",
-    "spike_phases",
-    "step_error_rate",
-]
 
 # Error rate (percent) above which a step counts as failing when the scenario sets none.
 DEFAULT_ERROR_LIMIT = 5.0

@@ -7,13 +7,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.analysis import (
-    SpikePhases,
-    attach_findings,
-    capacity_from_steps,
-    recovery_after_spike,
-    spike_phases,
-)
+from orchestrator.analysis import attach_findings, capacity_from_steps
 from orchestrator.models import (
     LoadTestResult,
     ResponseTime,
@@ -21,6 +15,7 @@ from orchestrator.models import (
     StepSummary,
     TimeBucket,
 )
+from orchestrator.recovery import SpikePhases, recovery_after_spike, spike_phases
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario, Stage
 from reports.summary import summary_rows
 
