@@ -286,7 +286,7 @@ def test_k6_tags_every_request_and_message_with_its_name() -> None:
         "ping", "student_message", "session_update", "message 4",
     ]  # fmt: skip
     script = (tools.tool_configs_dir() / "k6" / "load.js").read_text(encoding="utf-8")
-    assert "tags: { name: endpoint.name }" in script
+    assert "tags: { name: e.name }" in script
     assert "wsRtt.add(now - pending.sentAt, { name: pending.name })" in script
 
 

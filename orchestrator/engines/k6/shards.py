@@ -224,7 +224,7 @@ class LocalShard:
                 tool = process.start_tool(
                     argv,
                     log_path=self.workdir / "tool.log",
-                    env={**os.environ, "K6_NO_USAGE_REPORT": "true"},
+                    env={**os.environ, **k6.run_env()},
                     cwd=self.workdir,
                     sink=self.sink,
                 )
