@@ -148,7 +148,7 @@ function flowOptions (flow, requests, recorder) {
           recorder.flowFailed(step.name, failure.why ? `${kind}:${failure.why}` : kind || 'non_2xx')
           if (failure.missing) {
             for (const i of dependents(flow.steps, index, failure.missing)) {
-              recorder.notSent(requests[i].endpoint || 0, 'capture_missing')
+              recorder.failed(requests[i].endpoint || 0, 'capture_missing')
             }
           }
         } else if (index === requests.length - 1) {

@@ -181,7 +181,11 @@ class Recorder {
     this.checkpoint = checkpoint || null
     this.idleTimer = null
     this.total = new Tally((t) => this.saveCheckpoint(t))
-    this.endpoints = Array.from({ length: Math.max(endpoints || 0, 1) }, () => new Tally())
+    // One endpoint: its numbers are the totals, recorded once (this is on every
+    // response's path, and the generator is often the busiest process on the machine).
+    this.endpoints = (endpoints || 0) > 1
+      ? Array.from({ length: endpoints }, () => new Tally())
+      : [this.total]
     // Endpoint of the response or failure autocannon reports next (see attributed).
     this.answered = 0
     this.override = null
@@ -265,22 +269,21 @@ class Recorder {
     const kind = this.override
     this.override = null
     this.total.response(t, statusCode, micros, kind)
-    this.endpoints[this.answered].response(t, statusCode, micros, kind)
+    const endpoint = this.endpoints[this.answered]
+    if (endpoint !== this.total) endpoint.response(t, statusCode, micros, kind)
   }
 
   reqError (err) {
-    const t = this.second()
-    const kind = errorKind(err)
-    this.total.reqError(t, kind)
-    this.endpoints[this.failing].reqError(t, kind)
+    this.failed(this.failing, errorKind(err))
   }
 
-  // A flow step not sent because a value it uses was not captured: a failed request of
-  // that kind, with no latency (in total and under its endpoint).
-  notSent (index, kind) {
+  // A failed request of endpoint `index` (a flow step not sent because a value it uses was
+  // not captured, too: no latency), in total and under its endpoint.
+  failed (index, kind) {
     const t = this.second()
     this.total.reqError(t, kind)
-    this.endpoints[index].reqError(t, kind)
+    const endpoint = this.endpoints[index]
+    if (endpoint !== this.total) endpoint.reqError(t, kind)
   }
 
   flowDone (ms) {
