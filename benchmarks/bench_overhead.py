@@ -10,6 +10,8 @@ For each case, alternating pairs of runs (bare tool, then the same load through
   here (autocannon, not the server, is the limit; bare: autocannon's CLI);
 * ``k6``: 10 VUs against the reference target with 2 ms of added latency (bare: a minimal
   script doing the same requests with the same options, no ``--out``);
+* ``k6-fast``: generator-bound, 10 VUs against the bare Node http server (k6 is the limit,
+  so what its raw output costs shows in full; bare: the same minimal script);
 * ``artillery``: 10 users against the reference target (bare: ``artillery run`` of the very
   script orchestrate generates, whose closed-model user loop lives in our processor).
 
@@ -262,8 +264,11 @@ def plan_cases(stack: ExitStack, opts: argparse.Namespace, workdir: Path) -> lis
                     opts.pairs,
                 )
             )
+    fast = ""
+    if wanted & {"autocannon-fast", "k6-fast"}:
+        fast = stack.enter_context(fast_server(workdir))
     if "autocannon-fast" in wanted:
-        url = f"{stack.enter_context(fast_server(workdir))}/"
+        url = f"{fast}/"
         cases.append(
             Case(
                 "autocannon-fast",
@@ -280,6 +285,17 @@ def plan_cases(stack: ExitStack, opts: argparse.Namespace, workdir: Path) -> lis
             Case(
                 "k6",
                 f"10 VUs, {seconds} s, reference target with 2 ms latency",
+                bare_k6(url, 10, seconds),
+                through_orchestrate(["--url", url, "--tool", "k6", "-c", "10", *common]),
+                opts.k6_pairs,
+            )
+        )
+    if "k6-fast" in wanted:
+        url = f"{fast}/"
+        cases.append(
+            Case(
+                "k6-fast",
+                f"generator-bound: 10 VUs, {seconds} s, bare Node http server",
                 bare_k6(url, 10, seconds),
                 through_orchestrate(["--url", url, "--tool", "k6", "-c", "10", *common]),
                 opts.k6_pairs,
@@ -383,7 +399,7 @@ def main() -> None:
     args.add_argument("--k6-pairs", type=int, default=5)
     args.add_argument("--artillery-pairs", type=int, default=3)
     args.add_argument("--seconds", type=int, default=5)
-    args.add_argument("--cases", default="autocannon,autocannon-fast,k6,artillery")
+    args.add_argument("--cases", default="autocannon,autocannon-fast,k6,k6-fast,artillery")
     args.add_argument("--json", type=Path, help="also write the medians here")
     opts = args.parse_args()
     tools.install()

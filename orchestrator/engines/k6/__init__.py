@@ -73,13 +73,10 @@ TREND_STATS = ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)", "p(99.9)",
 # responseCallback in the script, expected_response is exactly "status 200-399", which the
 # parser derives from "status" when the tag is absent.
 SYSTEM_TAGS = ["status", "name", "error", "error_code"]
-# Go's garbage collector, as orchestrate runs k6: collect when the heap has grown 400 %
-# since the last collection (Go's default: 100 %), within a soft limit of half the
-# machine's memory. k6's raw output allocates for every one of its ~13 samples per request,
-# so at the default most of what the output costs is collection: measured on k6 1.1.0 (10
-# VUs against a local server, both cores busy), 182 -> 131 us of k6 CPU per request (45 k
-# vs 32 k requests in 5 s) for 103 instead of 57 MB of peak RSS (300 VUs: 171 vs 213 us,
-# 261 vs 127 MB). A user's own GOGC / GOMEMLIMIT win.
+# Go's collector as we run k6: at 400 % heap growth (Go's default: 100 %), soft limit half
+# the memory. The raw output allocates for ~13 samples per request; k6 1.1.0, 10 VUs, both
+# cores busy: 182 -> 131 us of k6 CPU per request, 57 -> 103 MB peak RSS (300 VUs: 213 ->
+# 171 us, 127 -> 261 MB). A user's own GOGC / GOMEMLIMIT win.
 GOGC = "400"
 GOMEMLIMIT_SHARE = 0.5
 # Raw outputs being read while k6 writes them, by path (prepare starts, parse finishes).
