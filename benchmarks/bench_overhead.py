@@ -231,8 +231,15 @@ def fast_server(workdir: Path) -> Iterator[str]:
     the limit."""
     script = workdir / "fast-server.js"
     script.write_text(FAST_SERVER)
+    # Its own session, as the reference target and as a server a user started elsewhere:
+    # with the kernel's autogroups (sched_autogroup_enabled) a session is a scheduling
+    # group, and a server sharing the bare tool's group would be scheduled differently in
+    # the bare run (one group) than in orchestrate's (whose tool has its own session).
     proc = subprocess.Popen(
-        [tools.node_executable(), str(script)], stdout=subprocess.PIPE, text=True
+        [tools.node_executable(), str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         assert proc.stdout is not None
