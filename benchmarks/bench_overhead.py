@@ -84,6 +84,9 @@ class Run:
     own_cpu_at_verdict: float | None = None
 
 
+Runner = Callable[[Path], Run]
+
+
 @dataclass
 class Case:
     name: str
@@ -255,70 +258,43 @@ def fast_server(workdir: Path) -> Iterator[str]:
 
 def plan_cases(stack: ExitStack, opts: argparse.Namespace, workdir: Path) -> list[Case]:
     seconds = opts.seconds
-    common = ["-d", str(seconds)]
     cases: list[Case] = []
     wanted = set(opts.cases.split(","))
+
+    def add(name: str, what: str, url: str, bare: Runner, flags: list[str], pairs: int) -> None:
+        """One case: ``bare`` against ``url``, then the same load through orchestrate."""
+        ours = through_orchestrate(["--url", url, *flags, "-d", str(seconds)])
+        cases.append(Case(name, what % seconds, bare, ours, pairs))
+
     if wanted & {"autocannon", "artillery"}:
         target = stack.enter_context(start_reference_target()).url
-        if "autocannon" in wanted:
-            url = f"{target}/health"
-            cases.append(
-                Case(
-                    "autocannon",
-                    f"10 connections, {seconds} s, reference target /health",
-                    bare_autocannon(url, 10, seconds),
-                    through_orchestrate(["--url", url, "-c", "10", *common]),
-                    opts.pairs,
-                )
-            )
-    fast = ""
     if wanted & {"autocannon-fast", "k6-fast"}:
         fast = stack.enter_context(fast_server(workdir))
+    if "autocannon" in wanted:
+        url = f"{target}/health"
+        what = "10 connections, %d s, reference target /health"
+        add("autocannon", what, url, bare_autocannon(url, 10, seconds), ["-c", "10"], opts.pairs)
     if "autocannon-fast" in wanted:
         url = f"{fast}/"
-        cases.append(
-            Case(
-                "autocannon-fast",
-                f"generator-bound: 50 connections, {seconds} s, bare Node http server",
-                bare_autocannon(url, 50, seconds),
-                through_orchestrate(["--url", url, "-c", "50", *common]),
-                opts.pairs,
-            )
-        )
+        what = "generator-bound: 50 connections, %d s, bare Node http server"
+        bare = bare_autocannon(url, 50, seconds)
+        add("autocannon-fast", what, url, bare, ["-c", "50"], opts.pairs)
+    k6_flags = ["--tool", "k6", "-c", "10"]
     if "k6" in wanted:
         slow = stack.enter_context(start_reference_target("--latency-ms", "2")).url
         url = f"{slow}/api/textbooks/hierarchy"
-        cases.append(
-            Case(
-                "k6",
-                f"10 VUs, {seconds} s, reference target with 2 ms latency",
-                bare_k6(url, 10, seconds),
-                through_orchestrate(["--url", url, "--tool", "k6", "-c", "10", *common]),
-                opts.k6_pairs,
-            )
-        )
+        what = "10 VUs, %d s, reference target with 2 ms latency"
+        add("k6", what, url, bare_k6(url, 10, seconds), k6_flags, opts.k6_pairs)
     if "k6-fast" in wanted:
         url = f"{fast}/"
-        cases.append(
-            Case(
-                "k6-fast",
-                f"generator-bound: 10 VUs, {seconds} s, bare Node http server",
-                bare_k6(url, 10, seconds),
-                through_orchestrate(["--url", url, "--tool", "k6", "-c", "10", *common]),
-                opts.k6_pairs,
-            )
-        )
+        what = "generator-bound: 10 VUs, %d s, bare Node http server"
+        add("k6-fast", what, url, bare_k6(url, 10, seconds), k6_flags, opts.k6_pairs)
     if "artillery" in wanted:
         url = f"{target}/health"
-        cases.append(
-            Case(
-                "artillery",
-                f"10 users, {seconds} s, reference target /health",
-                bare_artillery(url, 10, seconds),
-                through_orchestrate(["--url", url, "--tool", "artillery", "-c", "10", *common]),
-                opts.artillery_pairs,
-            )
-        )
+        what = "10 users, %d s, reference target /health"
+        bare = bare_artillery(url, 10, seconds)
+        flags = ["--tool", "artillery", "-c", "10"]
+        add("artillery", what, url, bare, flags, opts.artillery_pairs)
     return cases
 
 
