@@ -103,19 +103,18 @@ class AgentShard:
         self._call("POST", f"{API}/{self.shard_id}/release")
 
     def stop(self) -> None:
-        if self.shard_id is None:
-            return
-        try:
-            self._call("POST", f"{API}/{self.shard_id}/stop", timeout=REQUEST_TIMEOUT)
-        except ToolError as exc:
-            LOG.warning("%s", exc)
+        self._best_effort("POST", "/stop")
 
     def close(self) -> None:
         """Ask the agent to remove the shard's files (best effort: it is going anyway)."""
+        self._best_effort("DELETE", "")
+
+    def _best_effort(self, method: str, action: str) -> None:
+        """A call on a started shard whose failure is only logged."""
         if self.shard_id is None:
             return
         try:
-            self._call("DELETE", f"{API}/{self.shard_id}", timeout=REQUEST_TIMEOUT)
+            self._call(method, f"{API}/{self.shard_id}{action}", timeout=REQUEST_TIMEOUT)
         except ToolError as exc:
             LOG.warning("%s", exc)
 
