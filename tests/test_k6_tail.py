@@ -21,7 +21,7 @@ from orchestrator import histogram as hdr
 from orchestrator import process
 from orchestrator.engines import k6
 from orchestrator.engines.k6.stream import Tally, read_raw
-from orchestrator.engines.k6.tail import LiveTail
+from orchestrator.engines.k6.tail import IdleCores, LiveTail
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario
 
 FIXTURES = Path(__file__).parent / "fixtures" / "k6"
@@ -70,6 +70,60 @@ def test_a_file_followed_while_written_gives_the_tally_of_the_whole_file(
     assert live is not None
     assert live.total > 0
     same_tally(live, read_raw(path))
+
+
+def wait_for(condition: Any, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_on_a_busy_machine_the_output_waits_for_the_end_of_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "raw.json.gz"
+    path.write_bytes((FIXTURES / "http_ok.json.gz").read_bytes())
+    polls: list[None] = []
+
+    def no_spare_cpu() -> float:
+        polls.append(None)
+        return 0.0
+
+    tail = LiveTail(path, lifetime=60, poll=0.01, spare=no_spare_cpu).start()
+    # No look sees spare CPU, and the backlog is well within its bound: nothing is parsed.
+    assert wait_for(lambda: len(polls) >= 5)
+    assert tail.parsed_bytes == 0
+    live = tail.finish()
+    assert live is not None and live.total > 0
+    same_tally(live, read_raw(path))
+
+
+def test_on_a_busy_machine_the_backlog_stays_within_its_bound(tmp_path: Path) -> None:
+    data = (FIXTURES / "http_ok.json.gz").read_bytes()
+    path = tmp_path / "raw.json.gz"
+    # A bound of about 1 KB of output at the assumed rate: the rest is parsed even though
+    # the CPU is never spare.
+    tail = LiveTail(path, lifetime=60, poll=0.01, spare=lambda: 0.0, max_backlog_s=2.5e-4)
+    tail.start()
+    write_slowly(path, data, pieces=5)
+    assert wait_for(lambda: tail.parsed_bytes >= len(data) - 1000)
+    assert tail.parsed_bytes < len(data)
+    live = tail.finish()
+    assert live is not None
+    same_tally(live, read_raw(path))
+
+
+def test_idle_cores_count_the_callers_own_cpu_as_idle() -> None:
+    cores = IdleCores()
+    assert cores() is None  # no interval yet
+    began, cpu = time.monotonic(), time.thread_time()
+    while time.monotonic() - began < 0.2:
+        pass  # this thread busy: it would be idle but for the caller
+    own = (time.thread_time() - cpu) / (time.monotonic() - began)
+    idle = cores()
+    assert idle is not None
+    assert own * 0.9 <= idle <= (os.cpu_count() or 1) * 1.05
 
 
 def test_a_cut_gzip_is_left_to_the_ordinary_read(tmp_path: Path) -> None:

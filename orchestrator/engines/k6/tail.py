@@ -3,9 +3,15 @@
 k6 writes ~13 lines per request; read after the run, a 5 s run at 3,000 req/s keeps
 orchestrate busy for a quarter of a second more (and a minute-long run for seconds) before
 it can say anything. A :class:`LiveTail` follows the file from a thread while the run goes,
-through the very parser :func:`.stream.read_raw` uses, at the lowest CPU priority: it takes
-only CPU the load leaves idle (on a machine the load saturates, it catches up once k6 has
-exited, as a read after the run would).
+through the very parser :func:`.stream.read_raw` uses, but only with CPU the load leaves
+spare: every CPU-second it takes from k6 or the target on the same machine is throughput
+the run does not measure. A low thread priority is not enough for that: with the kernel's
+autogroups (one scheduling group per session) nice and SCHED_IDLE only rank threads of
+one session, and k6 and the target run in sessions of their own (measured: a busy Python
+thread at nice 19 took k6 from 31,000 to 18,500 req/s against a local server, as much as
+at nice 0). So the tail looks at the machine: while less than :data:`SPARE_CORES` of a
+core is idle it lets the output pile up, and parses only what keeps the backlog within
+:data:`MAX_BACKLOG_S` of its own CPU (what is left for after k6 exits).
 
 The file itself is unchanged, and it stays the record: whenever the tail did not read a
 clean, complete stream (a cut or corrupt file, a bad line, an interrupted run, any
@@ -21,8 +27,11 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+import psutil
 
 from orchestrator.engines.k6.stream import StreamReader, Tally
 from orchestrator.engines.k6.stream import _LineParser as LineParser
@@ -33,18 +42,39 @@ POLL_S = 0.25
 # Bytes parsed per step (~3 ms of CPU), read or decompressed.
 STEP_BYTES = 256 << 10
 GZIP_MAGIC = b"\x1f\x8b"
-# Lowest scheduling priority for the tail's thread (Linux applies nice per thread).
+# Lowest scheduling priority for the tail's thread (Linux applies nice per thread; it
+# ranks the thread among orchestrate's own, see above for why that is not enough).
 NICE = 19
+# Parse as the output comes while at least this much of a core was idle since the last
+# look (the tail's own CPU counted as idle: it would be).
+SPARE_CORES = 0.5
+# Otherwise let the output pile up, to at most this many seconds of the tail's CPU.
+MAX_BACKLOG_S = 2.0
+# Bytes of raw output (as written: gzip) parsed per CPU-second until the tail has timed
+# itself (k6 1.1.0's output: ~13 MB/s on a 2024 server core, ~4 on a slow day).
+ASSUMED_RATE = 4e6
 
 
 class LiveTail:
     """Follows one raw k6 output file (gzip or plain NDJSON) from a background thread."""
 
-    def __init__(self, path: Path, lifetime: float, poll: float = POLL_S) -> None:
+    def __init__(
+        self,
+        path: Path,
+        lifetime: float,
+        poll: float = POLL_S,
+        spare: Callable[[], float | None] | None = None,
+        max_backlog_s: float = MAX_BACKLOG_S,
+    ) -> None:
         """``lifetime``: seconds after which the thread stops following by itself (a run
-        that never came to :meth:`finish`; the k6 run's own timeout bounds a real one)."""
+        that never came to :meth:`finish`; the k6 run's own timeout bounds a real one).
+        ``spare``: idle cores since its last call, None when unknown (then: parse)."""
         self.path = path
         self.poll = poll
+        self.spare = spare or IdleCores()
+        self.max_backlog_s = max_backlog_s
+        self._parsed = 0  # bytes read from the file ...
+        self._parse_cpu = 0.0  # ... and the tail's CPU-seconds for them
         self._deadline = time.monotonic() + lifetime
         self.reader = StreamReader()
         self._parser = LineParser(path, self.reader)
@@ -57,6 +87,11 @@ class LiveTail:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name=f"k6-tail-{path.name}")
         self._thread.daemon = True
+
+    @property
+    def parsed_bytes(self) -> int:
+        """Bytes of the file parsed so far."""
+        return self._parsed
 
     def start(self) -> LiveTail:
         self._thread.start()
@@ -90,29 +125,56 @@ class LiveTail:
 
     def _follow(self) -> None:
         _lower_priority()
+        self.spare()  # the first look starts its clock
         while not self._stop.is_set() and time.monotonic() < self._deadline:
             try:
-                self._pump()
+                self._pump(self._budget())
             except Exception as exc:
                 self._failed = f"{type(exc).__name__}: {exc}"
             if self._failed is not None:
                 return
             self._stop.wait(self.poll)
 
-    def _pump(self) -> None:
-        """Parse whatever k6 has written since the last call."""
-        if self._failed is not None:
+    def _budget(self) -> int | None:
+        """Bytes to parse now: None for all there is (the machine has CPU to spare), else
+        what brings the backlog down to :attr:`max_backlog_s` of parsing (maybe 0)."""
+        idle = self.spare()
+        if idle is None or idle >= SPARE_CORES or not self._open():
+            return None
+        assert self._handle is not None
+        rate = self._parsed / self._parse_cpu if self._parse_cpu > 0.05 else ASSUMED_RATE
+        backlog = os.fstat(self._handle.fileno()).st_size - self._parsed
+        return max(0, backlog - int(rate * self.max_backlog_s))
+
+    def _pump(self, budget: int | None = None) -> None:
+        """Parse what k6 has written since the last call (at most ``budget`` bytes)."""
+        if self._failed is not None or budget == 0 or not self._open():
             return
+        assert self._handle is not None
+        started = time.thread_time()
+        try:
+            while budget is None or budget > 0:
+                size = STEP_BYTES if budget is None else min(STEP_BYTES, budget)
+                data = self._handle.read(size)
+                if not data:
+                    return
+                self._parsed += len(data)
+                if budget is not None:
+                    budget -= len(data)
+                self._feed(data)
+                if self._failed is not None:
+                    return
+                time.sleep(0)
+        finally:
+            self._parse_cpu += time.thread_time() - started
+
+    def _open(self) -> bool:
         if self._handle is None:
             try:
                 self._handle = self.path.open("rb", buffering=0)
             except FileNotFoundError:
-                return  # k6 has not created it yet
-        while data := self._handle.read(STEP_BYTES):
-            self._feed(data)
-            if self._failed is not None:
-                return
-            time.sleep(0)
+                return False  # k6 has not created it yet
+        return True
 
     def _feed(self, data: bytes) -> None:
         if self._gzip is None:
@@ -163,6 +225,26 @@ class LiveTail:
         if self._parser.pending is not None or self.reader.tally.lines == 0:
             return None
         return self.reader.finish()
+
+
+class IdleCores:
+    """Cores idle since the last call, the calling thread's own CPU counted as idle (None
+    the first time, or where the OS does not say)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float, float] | None = None
+
+    def __call__(self) -> float | None:
+        try:
+            times = psutil.cpu_times()
+        except (psutil.Error, OSError):  # pragma: no cover - psutil knows every OS we run on
+            return None
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        now = (time.monotonic(), idle, time.thread_time())
+        last, self._last = self._last, now
+        if last is None or now[0] <= last[0]:
+            return None
+        return (now[1] - last[1] + now[2] - last[2]) / (now[0] - last[0])
 
 
 def _lower_priority() -> None:
