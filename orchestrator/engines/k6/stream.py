@@ -9,16 +9,16 @@ the histograms (see :mod:`.tally`).
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import re
-import zlib
 from array import array
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
+from isal import isal_zlib
 
 from orchestrator import histogram as hdr
 from orchestrator.engines.k6.errors import error_kind
@@ -28,6 +28,7 @@ from orchestrator.errors import ParseError
 __all__ = ["Tally", "connection_levels", "error_kind", "read_raw"]
 
 POINT_PREFIX = b'{"metric":"'
+GZIP_MAGIC = b"\x1f\x8b"
 METRIC_PREFIX = b'{"type":"Metric"'
 # Seconds a sample may arrive behind the newest one and still join its second's histogram
 # (k6 stamps requests at their end and writes them nearly in order).
@@ -67,7 +68,11 @@ NEEDED_LINE = re.compile(
 )
 CHUNK_BYTES = 1 << 20
 NEWLINE = ord("\n")
-DECODE = json.JSONDecoder().decode
+# orjson and ISA-L's inflate: measured on a 5 s, 130,000-request output (233 MB of JSON,
+# 12 MB gzip), 0.21 -> 0.05 s to decode the lines we use, 0.55 -> 0.15 s to inflate.
+DECODE = orjson.loads
+# Corrupt compressed data (its stub declares the class as an instance).
+INFLATE_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]
 
 
 def _url_like(name: str | None) -> str | None:
@@ -242,33 +247,58 @@ class StreamReader:
                 tally.target = tags.get("url") or _url_like(tags.get("name"))
 
 
-def _open_lines(path: Path) -> io.BufferedIOBase:
+def _inflated(path: Path, tally: Tally) -> Iterator[bytes]:
+    """The file's bytes in pieces of at most CHUNK_BYTES, inflated if it is gzip (members
+    one after another, as gzip reads them). A cut or corrupt stream ends the pieces and sets
+    ``tally.truncated``; everything inflated before that point has been given."""
     try:
-        with path.open("rb") as probe:
-            magic = probe.read(2)
-        if magic == b"\x1f\x8b":
-            return gzip.open(path, "rb")
-        return path.open("rb")
+        handle = path.open("rb")
     except OSError as exc:
         raise ParseError(str(path), "open", exc.strerror or str(exc)) from exc
+    with handle:
+        data = handle.read(CHUNK_BYTES)
+        if not data.startswith(GZIP_MAGIC):
+            while data:
+                yield data
+                data = handle.read(CHUNK_BYTES)
+            return
+        inflate = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
+        try:
+            while data:
+                while True:
+                    out = inflate.decompress(data, CHUNK_BYTES)
+                    if out:
+                        yield out
+                    if inflate.eof:
+                        data = inflate.unused_data.lstrip(b"\0")  # gzip skips padding too
+                        if not data:
+                            break
+                        inflate = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
+                        continue
+                    data = inflate.unconsumed_tail
+                    if not data and len(out) < CHUNK_BYTES:
+                        break
+                data = handle.read(CHUNK_BYTES)
+        except INFLATE_ERROR as exc:
+            tally.truncated = f"corrupt compressed data: {exc}"
+            return
+        except OSError as exc:
+            tally.truncated = f"the file could not be read to its end: {exc.strerror or exc}"
+            return
+        if not inflate.eof:
+            tally.truncated = "the compressed stream ends early (cut gzip)"
 
 
-def _iter_blocks(stream: io.BufferedIOBase, tally: Tally) -> Iterator[bytes]:
+def _iter_blocks(path: Path, tally: Tally) -> Iterator[bytes]:
     """Blocks of whole lines (about CHUNK_BYTES each); a last line without its newline
-    comes last. A cut or corrupt gzip ends the blocks and sets ``tally.truncated``."""
+    comes last."""
     rest = b""
-    try:
-        # read1: what one decompression step gives, so data before a cut is never lost.
-        while data := stream.read1(CHUNK_BYTES):
-            data = rest + data
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                yield data[:cut]
-            rest = data[cut:]
-    except EOFError:
-        tally.truncated = "the compressed stream ends early (cut gzip)"
-    except (gzip.BadGzipFile, zlib.error, OSError) as exc:
-        tally.truncated = f"corrupt compressed data: {exc}"
+    for piece in _inflated(path, tally):
+        data = rest + piece
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        rest = data[cut:]
     if rest.strip():
         yield rest
 
@@ -292,7 +322,8 @@ class _LineParser:
         count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
         # A block whose every line starts like a k6 line is scanned fast; anything else is
         # read line by line to name the bad line.
-        if block.count(POINT_PREFIX) + block.count(METRIC_PREFIX) == count:
+        points = block.count(POINT_PREFIX)
+        if points == count or points + block.count(METRIC_PREFIX) == count:
             for match in NEEDED_LINE.finditer(block):
                 start = match.start()
                 if start and block[start - 1] != NEWLINE:
@@ -317,7 +348,7 @@ class _LineParser:
 
     def _take(self, line: bytes, kind: int, name: str) -> bool:
         try:
-            obj = DECODE(line.decode())
+            obj = DECODE(line)
             self.reader.add(kind, name, obj["data"])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self._why = f"malformed k6 line: {exc!s:.120}"
@@ -360,9 +391,8 @@ def read_raw(path: Path, *, partial_ok: bool = False, reader: StreamReader | Non
     reader = reader or StreamReader()
     tally = reader.tally
     parser = _LineParser(path, reader)
-    with _open_lines(path) as stream:
-        for block in _iter_blocks(stream, tally):
-            parser.feed(block)
+    for block in _iter_blocks(path, tally):
+        parser.feed(block)
     if parser.pending is not None:
         tally.truncated = tally.truncated or f"the last line is cut short ({parser.pending[1]})"
     if tally.truncated:

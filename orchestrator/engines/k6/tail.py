@@ -26,14 +26,14 @@ import os
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 import psutil
+from isal import isal_zlib
 
-from orchestrator.engines.k6.stream import StreamReader, Tally
+from orchestrator.engines.k6.stream import GZIP_MAGIC, StreamReader, Tally
 from orchestrator.engines.k6.stream import _LineParser as LineParser
 
 LOG = logging.getLogger(__name__)
@@ -41,7 +41,6 @@ LOG = logging.getLogger(__name__)
 POLL_S = 0.25
 # Bytes parsed per step (~3 ms of CPU), read or decompressed.
 STEP_BYTES = 256 << 10
-GZIP_MAGIC = b"\x1f\x8b"
 # Lowest scheduling priority for the tail's thread (Linux applies nice per thread; it
 # ranks the thread among orchestrate's own, see above for why that is not enough).
 NICE = 19
@@ -80,7 +79,7 @@ class LiveTail:
         self._parser = LineParser(path, self.reader)
         self._handle: BinaryIO | None = None
         self._head = b""  # the first bytes, until the format is known
-        self._inflate: zlib._Decompress | None = None
+        self._inflate: isal_zlib.Decompress | None = None
         self._gzip: bool | None = None
         self._rest = b""
         self._failed: str | None = None
@@ -184,7 +183,7 @@ class LiveTail:
             data, self._head = self._head, b""
             self._gzip = data.startswith(GZIP_MAGIC)
             if self._gzip:
-                self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._inflate = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
         inflate = self._inflate
         if inflate is None:
             self._lines(data)
