@@ -118,12 +118,13 @@ def test_idle_cores_count_the_callers_own_cpu_as_idle() -> None:
     cores = IdleCores()
     assert cores() is None  # no interval yet
     began, cpu = time.monotonic(), time.thread_time()
-    while time.monotonic() - began < 0.2:
+    while time.monotonic() - began < 0.3:
         pass  # this thread busy: it would be idle but for the caller
     own = (time.thread_time() - cpu) / (time.monotonic() - began)
     idle = cores()
     assert idle is not None
-    assert own * 0.9 <= idle <= (os.cpu_count() or 1) * 1.05
+    # The OS counts idle time in ticks (10 ms a core): a little slack above.
+    assert own * 0.9 <= idle <= (os.cpu_count() or 1) + 0.25
 
 
 def test_a_cut_gzip_is_left_to_the_ordinary_read(tmp_path: Path) -> None:
