@@ -33,7 +33,8 @@ from typing import BinaryIO
 import psutil
 from isal import isal_zlib
 
-from orchestrator.engines.k6.stream import GZIP_MAGIC, StreamReader, Tally
+from orchestrator.engines.k6.rawfile import GZIP_MAGIC
+from orchestrator.engines.k6.stream import StreamReader, Tally
 from orchestrator.engines.k6.stream import _LineParser as LineParser
 
 LOG = logging.getLogger(__name__)
