@@ -21,7 +21,7 @@ from orchestrator import histogram as hdr
 from orchestrator import process
 from orchestrator.engines import k6
 from orchestrator.engines.k6.stream import Tally, read_raw
-from orchestrator.engines.k6.tail import IdleCores, LiveTail
+from orchestrator.engines.k6.tail import IdleCores, LiveTail, spare_cores
 from orchestrator.scenarios import Endpoint, LoadShape, Scenario
 
 FIXTURES = Path(__file__).parent / "fixtures" / "k6"
@@ -81,6 +81,17 @@ def wait_for(condition: Any, seconds: float = 10) -> bool:
     return True
 
 
+def test_with_cpu_to_spare_the_output_is_parsed_while_it_is_written(tmp_path: Path) -> None:
+    data = (FIXTURES / "http_ok.json.gz").read_bytes()
+    path = tmp_path / "raw.json.gz"
+    tail = LiveTail(path, lifetime=60, poll=0.01, spare=lambda: 2.0).start()
+    write_slowly(path, data, pieces=5)
+    assert wait_for(lambda: tail.parsed_bytes == len(data))  # before finish()
+    live = tail.finish()
+    assert live is not None
+    same_tally(live, read_raw(path))
+
+
 def test_on_a_busy_machine_the_output_waits_for_the_end_of_the_run(tmp_path: Path) -> None:
     path = tmp_path / "raw.json.gz"
     path.write_bytes((FIXTURES / "http_ok.json.gz").read_bytes())
@@ -114,17 +125,22 @@ def test_on_a_busy_machine_the_backlog_stays_within_its_bound(tmp_path: Path) ->
     same_tally(live, read_raw(path))
 
 
-def test_idle_cores_count_the_callers_own_cpu_as_idle() -> None:
+def test_spare_cpu_counts_the_tails_own_only_up_to_what_was_idle() -> None:
+    # A machine the load keeps busy: what the tail got while competing is not spare.
+    assert spare_cores(idle=0.0, own=0.8, seconds=1.0) == 0.0
+    # A machine with a core to spare: the tail's own use counts (it would be idle).
+    assert spare_cores(idle=0.7, own=0.8, seconds=1.0) == pytest.approx(1.4)
+    assert spare_cores(idle=1.0, own=0.0, seconds=2.0) == pytest.approx(0.5)
+
+
+def test_idle_cores_reads_the_machine() -> None:
     cores = IdleCores()
     assert cores() is None  # no interval yet
-    began, cpu = time.monotonic(), time.thread_time()
-    while time.monotonic() - began < 0.3:
-        pass  # this thread busy: it would be idle but for the caller
-    own = (time.thread_time() - cpu) / (time.monotonic() - began)
-    idle = cores()
-    assert idle is not None
+    time.sleep(0.3)
+    spare = cores()
+    assert spare is not None
     # The OS counts idle time in ticks (10 ms a core): a little slack above.
-    assert own * 0.9 <= idle <= (os.cpu_count() or 1) + 0.25
+    assert 0.0 <= spare <= (os.cpu_count() or 1) + 0.25
 
 
 def test_a_cut_gzip_is_left_to_the_ordinary_read(tmp_path: Path) -> None:

@@ -45,8 +45,8 @@ STEP_BYTES = 256 << 10
 # Lowest scheduling priority for the tail's thread (Linux applies nice per thread; it
 # ranks the thread among orchestrate's own, see above for why that is not enough).
 NICE = 19
-# Parse as the output comes while at least this much of a core was idle since the last
-# look (the tail's own CPU counted as idle: it would be).
+# Parse as the output comes while at least this much of a core was spare since the last
+# look (see spare_cores).
 SPARE_CORES = 0.5
 # Otherwise let the output pile up, to at most this many seconds of the tail's CPU.
 MAX_BACKLOG_S = 2.0
@@ -136,13 +136,18 @@ class LiveTail:
             self._stop.wait(self.poll)
 
     def _budget(self) -> int | None:
-        """Bytes to parse now: None for all there is (the machine has CPU to spare), else
-        what brings the backlog down to :attr:`max_backlog_s` of parsing (maybe 0)."""
+        """Bytes to parse now: with CPU to spare, about a poll's worth of parsing; else what
+        brings the backlog down to :attr:`max_backlog_s` of parsing (maybe 0). None: the
+        file is not there yet."""
         idle = self.spare()
-        if idle is None or idle >= SPARE_CORES or not self._open():
+        if not self._open():
             return None
         assert self._handle is not None
         rate = self._parsed / self._parse_cpu if self._parse_cpu > 0.05 else ASSUMED_RATE
+        if idle is None or idle >= SPARE_CORES:
+            # At most one poll's worth of CPU before the next look: a load that comes
+            # back finds the tail gone again within a poll.
+            return max(1, int(rate * self.poll))
         backlog = os.fstat(self._handle.fileno()).st_size - self._parsed
         return max(0, backlog - int(rate * self.max_backlog_s))
 
@@ -227,9 +232,17 @@ class LiveTail:
         return self.reader.finish()
 
 
+def spare_cores(idle: float, own: float, seconds: float) -> float:
+    """Cores spare over ``seconds``: idle CPU-seconds plus the caller's own, the latter only
+    up to as much as was idle. Counting all of its own would keep a tail that competes
+    with a load for the CPUs busy (what it got would look spare); counting none would
+    make a tail on a machine with CPU to spare stop every other look."""
+    return (idle + min(own, idle)) / seconds
+
+
 class IdleCores:
-    """Cores idle since the last call, the calling thread's own CPU counted as idle (None
-    the first time, or where the OS does not say)."""
+    """Cores spare since the last call (see :func:`spare_cores`; the calling thread's CPU is
+    its own): None the first time, or where the OS does not say."""
 
     def __init__(self) -> None:
         self._last: tuple[float, float, float] | None = None
@@ -244,7 +257,7 @@ class IdleCores:
         last, self._last = self._last, now
         if last is None or now[0] <= last[0]:
             return None
-        return (now[1] - last[1] + now[2] - last[2]) / (now[0] - last[0])
+        return spare_cores(now[1] - last[1], now[2] - last[2], now[0] - last[0])
 
 
 def _lower_priority() -> None:
