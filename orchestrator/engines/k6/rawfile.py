@@ -22,6 +22,11 @@ CHUNK_BYTES = 1 << 20
 INFLATE_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]
 
 
+def gunzip() -> isal_zlib.Decompress:
+    """A decompressor for one gzip member."""
+    return isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
+
+
 def inflated(path: Path, tally: Tally) -> Iterator[bytes]:
     """The file's bytes in pieces of at most CHUNK_BYTES, inflated if it is gzip (members
     one after another, as gzip reads them). A cut or corrupt stream ends the pieces and sets
@@ -37,7 +42,7 @@ def inflated(path: Path, tally: Tally) -> Iterator[bytes]:
                 yield data
                 data = handle.read(CHUNK_BYTES)
             return
-        inflate = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
+        inflate = gunzip()
         try:
             while data:
                 while True:
@@ -48,7 +53,7 @@ def inflated(path: Path, tally: Tally) -> Iterator[bytes]:
                         data = inflate.unused_data.lstrip(b"\0")  # gzip skips padding too
                         if not data:
                             break
-                        inflate = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
+                        inflate = gunzip()
                         continue
                     data = inflate.unconsumed_tail
                     if not data and len(out) < CHUNK_BYTES:

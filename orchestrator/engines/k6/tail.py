@@ -10,7 +10,7 @@ autogroups (one scheduling group per session) nice and SCHED_IDLE only rank thre
 one session, and k6 and the target run in sessions of their own (measured: a busy Python
 thread at nice 19 took k6 from 31,000 to 18,500 req/s against a local server, as much as
 at nice 0). So the tail looks at the machine: while less than :data:`SPARE_CORES` of a
-core is idle it lets the output pile up, and parses only what keeps the backlog within
+core is spare it lets the output pile up, and parses only what keeps the backlog within
 :data:`MAX_BACKLOG_S` of its own CPU (what is left for after k6 exits).
 
 The file itself is unchanged, and it stays the record: whenever the tail did not read a
@@ -33,7 +33,7 @@ from typing import BinaryIO
 import psutil
 from isal import isal_zlib
 
-from orchestrator.engines.k6.rawfile import GZIP_MAGIC
+from orchestrator.engines.k6.rawfile import GZIP_MAGIC, gunzip
 from orchestrator.engines.k6.stream import StreamReader, Tally
 from orchestrator.engines.k6.stream import _LineParser as LineParser
 
@@ -135,32 +135,32 @@ class LiveTail:
                 return
             self._stop.wait(self.poll)
 
-    def _budget(self) -> int | None:
+    def _budget(self) -> int:
         """Bytes to parse now: with CPU to spare, about a poll's worth of parsing; else what
-        brings the backlog down to :attr:`max_backlog_s` of parsing (maybe 0). None: the
-        file is not there yet."""
+        brings the backlog down to :attr:`max_backlog_s` of parsing (maybe 0; 0 too while
+        the file is not there)."""
         idle = self.spare()
-        if not self._open():
-            return None
-        assert self._handle is not None
+        handle = self._open()
+        if handle is None:
+            return 0
         rate = self._parsed / self._parse_cpu if self._parse_cpu > 0.05 else ASSUMED_RATE
         if idle is None or idle >= SPARE_CORES:
             # At most one poll's worth of CPU before the next look: a load that comes
             # back finds the tail gone again within a poll.
             return max(1, int(rate * self.poll))
-        backlog = os.fstat(self._handle.fileno()).st_size - self._parsed
+        backlog = os.fstat(handle.fileno()).st_size - self._parsed
         return max(0, backlog - int(rate * self.max_backlog_s))
 
     def _pump(self, budget: int | None = None) -> None:
         """Parse what k6 has written since the last call (at most ``budget`` bytes)."""
-        if self._failed is not None or budget == 0 or not self._open():
+        handle = None if self._failed is not None or budget == 0 else self._open()
+        if handle is None:
             return
-        assert self._handle is not None
         started = time.thread_time()
         try:
             while budget is None or budget > 0:
                 size = STEP_BYTES if budget is None else min(STEP_BYTES, budget)
-                data = self._handle.read(size)
+                data = handle.read(size)
                 if not data:
                     return
                 self._parsed += len(data)
@@ -173,13 +173,14 @@ class LiveTail:
         finally:
             self._parse_cpu += time.thread_time() - started
 
-    def _open(self) -> bool:
+    def _open(self) -> BinaryIO | None:
+        """The file, opened once; None until k6 has created it."""
         if self._handle is None:
             try:
                 self._handle = self.path.open("rb", buffering=0)
             except FileNotFoundError:
-                return False  # k6 has not created it yet
-        return True
+                return None
+        return self._handle
 
     def _feed(self, data: bytes) -> None:
         if self._gzip is None:
@@ -189,7 +190,7 @@ class LiveTail:
             data, self._head = self._head, b""
             self._gzip = data.startswith(GZIP_MAGIC)
             if self._gzip:
-                self._inflate = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
+                self._inflate = gunzip()
         inflate = self._inflate
         if inflate is None:
             self._lines(data)
